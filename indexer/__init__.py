@@ -1,0 +1,1 @@
+"""The write side of moocsearch: documents in, a published, immutable index generation out."""

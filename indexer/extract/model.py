@@ -1,0 +1,70 @@
+"""What extraction produces: sections of normalised text with their page and heading path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PDF = "application/pdf"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+HTML = "text/html"
+MARKDOWN = "text/markdown"
+TEXT = "text/plain"
+MEDIA_TYPES = (PDF, DOCX, PPTX, HTML, MARKDOWN, TEXT)
+EXTENSIONS = {PDF: ".pdf", DOCX: ".docx", PPTX: ".pptx", HTML: ".html", MARKDOWN: ".md", TEXT: ".txt"}
+
+# Reasons a document is not indexed; stored in the catalog and shown to members.
+UNSUPPORTED_TYPE = "unsupported_type"
+UNREADABLE = "unreadable"
+ENCRYPTED = "encrypted"
+NO_TEXT = "no_text"
+TOO_LARGE = "too_large"
+
+# Warnings about a document that was extracted but whose text may be poor; stored with the document.
+BROKEN_TEXT_ENCODING = "broken_text_encoding"  # the text layer maps glyphs to the wrong characters
+
+
+class ExtractionError(Exception):
+    """A document that cannot be turned into text; `reason` is a stable code, the message is for people."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ExtractionLimits:
+    """Where extraction stops reading; a document cut short is marked truncated."""
+
+    max_pages: int = 2000
+    max_chars: int = 5_000_000
+
+
+@dataclass(frozen=True)
+class Section:
+    """A run of text with one provenance: a page or slide (None for unpaged formats) and a heading path.
+
+    Passage offsets are character offsets into `text`; for PDFs a section is exactly one page's text.
+    """
+
+    text: str
+    page: int | None = None
+    heading: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The text of one document, in reading order."""
+
+    media_type: str
+    sections: tuple[Section, ...]
+    title: str | None = None
+    page_count: int | None = None
+    truncated: bool = False
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def char_count(self) -> int:
+        """Characters of text over all sections."""
+        return sum(len(s.text) for s in self.sections)

@@ -1,0 +1,80 @@
+"""Decide a document's type from its bytes; the file name only tells Markdown from plain text."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+
+from indexer.extract.model import (
+    DOCX,
+    HTML,
+    MARKDOWN,
+    PDF,
+    PPTX,
+    TEXT,
+    UNSUPPORTED_TYPE,
+    ExtractionError,
+)
+
+_HTML_START_RE = re.compile(
+    rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)[\s>]", re.I | re.S
+)
+_MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown")
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
+def _zip_type(data: bytes) -> str | None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+    if "word/document.xml" in names:
+        return DOCX
+    if "ppt/presentation.xml" in names:
+        return PPTX
+    return None
+
+
+def decode_text(data: bytes) -> str | None:
+    """Decode bytes that look like text (BOM, then UTF-8, then UTF-16 by BOM); None for binary data."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            return None
+    sample = data[:65536]
+    if b"\x00" in sample:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    # Legacy single-byte text: accept when it is mostly printable.
+    printable = sum(1 for b in sample if b >= 0x20 or b in b"\n\r\t")
+    if sample and printable / len(sample) > 0.95:
+        return data.decode("cp1252", errors="replace")
+    return None
+
+
+def sniff_media_type(data: bytes, filename: str = "") -> str:
+    """Return one of MEDIA_TYPES for the bytes, or raise ExtractionError(unsupported_type)."""
+    head = data[:1024]
+    if head.lstrip(b"\x00\t\n\r ").startswith(b"%PDF-"):
+        return PDF
+    if head.startswith(b"PK\x03\x04"):
+        media_type = _zip_type(data)
+        if media_type:
+            return media_type
+        raise ExtractionError(UNSUPPORTED_TYPE, "a ZIP archive that is neither DOCX nor PPTX")
+    stripped = head
+    for bom in _BOMS:
+        stripped = stripped.removeprefix(bom)
+    if _HTML_START_RE.match(stripped):
+        return HTML
+    if decode_text(data) is not None:
+        return MARKDOWN if filename.lower().endswith(_MARKDOWN_SUFFIXES) else TEXT
+    raise ExtractionError(UNSUPPORTED_TYPE, "binary data of a type that is not supported")

@@ -1,0 +1,206 @@
+"""The index generation format: the one contract between the indexer (writes) and the search API (reads).
+
+A generation is an immutable folder `<data_dir>/generations/<id>/` holding
+- `manifest.json`: format version, model id/version/dimension, counts, index type, parameters, the catalog
+  state it was built from, and the sha256 of every other file;
+- `dense.faiss`: the vectors (row i = passage row i);
+- `passages.sqlite3`: the passage table (row -> text, provenance) and the documents it cites.
+The published generation is named by the pointer file `<data_dir>/generations/CURRENT`, replaced atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from indexer.store import fsync_dir, write_durably
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+DENSE_FILE = "dense.faiss"
+PASSAGES_FILE = "passages.sqlite3"
+POINTER_FILE = "CURRENT"
+_BUILDING_SUFFIX = ".building"
+
+PASSAGE_SCHEMA = """
+CREATE TABLE passages (
+    row INTEGER PRIMARY KEY,
+    passage_id TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    page INTEGER,
+    heading TEXT NOT NULL,
+    char_start INTEGER NOT NULL,
+    char_end INTEGER NOT NULL,
+    language TEXT,
+    text TEXT NOT NULL
+);
+CREATE TABLE documents (
+    document_id TEXT PRIMARY KEY,
+    title TEXT,
+    filename TEXT NOT NULL,
+    media_type TEXT,
+    page_count INTEGER,
+    language TEXT,
+    metadata TEXT NOT NULL
+);
+"""
+
+
+class GenerationError(Exception):
+    """A generation that is missing, incomplete or does not match its manifest."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a generation holds and how it was made."""
+
+    generation_id: str
+    created_at: str
+    model_id: str
+    model_version: str
+    dimension: int
+    passage_count: int
+    document_count: int
+    index_type: str
+    files: dict[str, str] = field(default_factory=dict)
+    catalog_state: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        """Parse a manifest, refusing unknown format versions."""
+        if data.get("format_version") != FORMAT_VERSION:
+            raise GenerationError(f"unsupported generation format {data.get('format_version')!r}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise GenerationError(f"malformed manifest: {exc}") from exc
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def new_generation_id() -> str:
+    """A sortable, unique generation id: creation time plus random bits."""
+    return datetime.now(UTC).strftime("g%Y%m%dT%H%M%S%fZ-") + secrets.token_hex(3)
+
+
+def generations_root(data_dir: Path) -> Path:
+    """The folder that holds every generation and the pointer."""
+    return data_dir / "generations"
+
+
+def start_generation(root: Path, generation_id: str) -> Path:
+    """A fresh folder to build a generation in; it only gets its final name once complete."""
+    folder = root / (generation_id + _BUILDING_SUFFIX)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def write_passage_table(path: Path, passages: Iterable[tuple[Any, ...]], documents: Iterable[tuple[Any, ...]]) -> None:
+    """Write the passage table: rows in vector order, and the documents they belong to."""
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(PASSAGE_SCHEMA)
+        db.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", passages)
+        db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)", documents)
+        db.commit()
+    finally:
+        db.close()
+
+
+def finish_generation(folder: Path, manifest: Manifest) -> Path:
+    """Checksum the files, write the manifest, fsync everything and give the folder its final name."""
+    files = {p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.name != MANIFEST_FILE}
+    manifest = Manifest(**{**asdict(manifest), "files": files})
+    for name in files:
+        with (folder / name).open("rb") as handle:
+            os.fsync(handle.fileno())
+    write_durably(folder / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2, ensure_ascii=False).encode())
+    final = folder.with_name(manifest.generation_id)
+    os.replace(folder, final)
+    fsync_dir(final.parent)
+    return final
+
+
+def read_manifest(folder: Path) -> Manifest:
+    """The manifest of a generation folder."""
+    try:
+        data = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GenerationError(f"{folder.name}: cannot read manifest: {exc}") from exc
+    if not isinstance(data, dict):
+        raise GenerationError(f"{folder.name}: manifest is not an object")
+    return Manifest.from_dict(data)
+
+
+def verify_generation(folder: Path) -> Manifest:
+    """Check every file against the manifest's sha256; raises GenerationError on any difference."""
+    manifest = read_manifest(folder)
+    for required in (DENSE_FILE, PASSAGES_FILE):
+        if required not in manifest.files:
+            raise GenerationError(f"{folder.name}: manifest lists no {required}")
+    for name, expected in manifest.files.items():
+        path = folder / name
+        if not path.is_file():
+            raise GenerationError(f"{folder.name}: {name} is missing")
+        if file_sha256(path) != expected:
+            raise GenerationError(f"{folder.name}: {name} does not match its checksum")
+    return manifest
+
+
+def publish_generation(root: Path, generation_id: str) -> None:
+    """Make a complete generation the published one, atomically."""
+    if not (root / generation_id / MANIFEST_FILE).is_file():
+        raise GenerationError(f"no complete generation {generation_id}")
+    write_durably(root / POINTER_FILE, (generation_id + "\n").encode())
+
+
+def published_generation_id(root: Path) -> str | None:
+    """The id the pointer names, or None before the first publish."""
+    try:
+        value = (root / POINTER_FILE).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return value or None
+
+
+def list_generations(root: Path) -> list[str]:
+    """Ids of complete generations, oldest first."""
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / MANIFEST_FILE).is_file())
+
+
+def remove_stale_generations(root: Path, keep: int, protect: Sequence[str] = ()) -> list[str]:
+    """Delete unfinished build folders and all but the newest `keep` complete generations.
+
+    The published generation and any in `protect` are never removed. Returns what was removed.
+    """
+    if not root.is_dir():
+        return []
+    published = published_generation_id(root)
+    keep_ids = set(list_generations(root)[-keep:]) | {published} | set(protect)
+    removed = []
+    for path in sorted(root.iterdir()):
+        if path.is_dir() and path.name not in keep_ids:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed

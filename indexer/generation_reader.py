@@ -1,0 +1,118 @@
+"""Opening a published generation for reading: verified manifest, memory-mapped index, read-only passages."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from indexer.dense import read_dense_index
+from indexer.generation import (
+    DENSE_FILE,
+    PASSAGES_FILE,
+    GenerationError,
+    Manifest,
+    generations_root,
+    published_generation_id,
+    verify_generation,
+)
+
+
+@dataclass(frozen=True)
+class PassageRecord:
+    """A passage as stored in a generation, with the document fields a citation needs."""
+
+    row: int
+    passage_id: str
+    document_id: str
+    ordinal: int
+    page: int | None
+    heading: tuple[str, ...]
+    char_start: int
+    char_end: int
+    language: str | None
+    text: str
+    title: str | None
+    filename: str
+    media_type: str | None
+    document_language: str | None
+    metadata: dict[str, Any]
+
+
+_SELECT = (
+    "SELECT p.row, p.passage_id, p.document_id, p.ordinal, p.page, p.heading, p.char_start, p.char_end, "
+    "p.language, p.text, d.title, d.filename, d.media_type, d.language, d.metadata "
+    "FROM passages p JOIN documents d ON d.document_id = p.document_id"
+)
+
+
+class GenerationReader:
+    """One open, verified generation. Safe to share between threads."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.manifest: Manifest = verify_generation(folder)
+        self.index = read_dense_index(folder / DENSE_FILE)
+        if self.index.ntotal != self.manifest.passage_count:
+            raise GenerationError(
+                f"{folder.name}: index holds {self.index.ntotal} vectors, manifest says {self.manifest.passage_count}"
+            )
+        uri = f"file:{folder / PASSAGES_FILE}?mode=ro&immutable=1"
+        self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        self._lock = threading.Lock()
+
+    @property
+    def generation_id(self) -> str:
+        """The id of this generation."""
+        return self.manifest.generation_id
+
+    def close(self) -> None:
+        """Release the passage table."""
+        self._db.close()
+
+    def passages(self, rows: Sequence[int]) -> dict[int, PassageRecord]:
+        """Passage records for vector rows."""
+        wanted = [int(r) for r in rows if r >= 0]
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        with self._lock:
+            found = self._db.execute(f"{_SELECT} WHERE p.row IN ({marks})", wanted).fetchall()
+        out = {}
+        for r in found:
+            out[r[0]] = PassageRecord(
+                row=r[0],
+                passage_id=r[1],
+                document_id=r[2],
+                ordinal=r[3],
+                page=r[4],
+                heading=tuple(json.loads(r[5])),
+                char_start=r[6],
+                char_end=r[7],
+                language=r[8],
+                text=r[9],
+                title=r[10],
+                filename=r[11],
+                media_type=r[12],
+                document_language=r[13],
+                metadata=json.loads(r[14]),
+            )
+        return out
+
+    def document_ids(self) -> set[str]:
+        """Every document this generation can cite."""
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT document_id FROM documents")}
+
+
+def open_published(data_dir: Path) -> GenerationReader | None:
+    """The published generation of a data directory, or None before the first publish."""
+    root = generations_root(data_dir)
+    generation_id = published_generation_id(root)
+    if generation_id is None:
+        return None
+    return GenerationReader(root / generation_id)

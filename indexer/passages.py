@@ -1,0 +1,74 @@
+"""From an extraction to passages with provenance, and from passages to the text the model embeds."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+
+from indexer.catalog import Passage
+from indexer.chunking import split_into_passages
+from indexer.extract import Extraction
+from indexer.language import detect_language
+
+CHUNKER_VERSION = 1
+
+
+def passage_id(document_sha256: str, page: int | None, char_start: int, text: str) -> str:
+    """A stable id: the same text at the same place of the same bytes gets the same id in every build."""
+    key = f"{document_sha256}:{page}:{char_start}:{text}".encode()
+    return hashlib.sha256(key).hexdigest()[:24]
+
+
+def cut_passages(
+    document_id: str,
+    document_sha256: str,
+    extraction: Extraction,
+    count_tokens: Callable[[str], int],
+    max_tokens: int,
+    title: str | None = None,
+    default_language: str | None = None,
+) -> list[Passage]:
+    """Split every section into passages that fit `max_tokens` together with their context (title, headings);
+    each passage knows its page and heading."""
+    passages: list[Passage] = []
+    specials = count_tokens("")
+    for section in extraction.sections:
+        context_tokens = count_tokens(embedding_text("", title, section.heading)) - specials
+        budget = max(max_tokens - context_tokens, max_tokens // 2)
+        for start, end in split_into_passages(section.text, count_tokens, budget):
+            text = section.text[start:end]
+            passages.append(
+                Passage(
+                    id=passage_id(document_sha256, section.page, start, text),
+                    document_id=document_id,
+                    ordinal=len(passages),
+                    text=text,
+                    page=section.page,
+                    heading=section.heading,
+                    char_start=start,
+                    char_end=end,
+                    language=detect_language(text) or default_language,
+                )
+            )
+    return passages
+
+
+def dominant_language(passages: list[Passage]) -> str | None:
+    """The language most of a document's text is in, weighted by length."""
+    weights: Counter[str] = Counter()
+    for passage in passages:
+        if passage.language:
+            weights[passage.language] += len(passage.text)
+    return weights.most_common(1)[0][0] if weights else None
+
+
+def embedding_text(text: str, title: str | None, heading: tuple[str, ...]) -> str:
+    """What the model embeds for a passage: its context (title, headings) and then its text.
+
+    The title and headings say what a passage is about when its own sentences do not; parts the text already
+    starts with are not repeated.
+    """
+    context = [part for part in (title, *heading) if part and not text.startswith(part)]
+    context = list(dict.fromkeys(context))
+    return (" — ".join(context) + "\n" + text) if context else text

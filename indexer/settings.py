@@ -1,0 +1,50 @@
+"""Typed settings of the write side, read from `MOOCSEARCH_*` variables and an optional TOML file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_MODEL = "all-minilm-l6-v2"
+
+
+class IndexerSettings(BaseSettings):
+    """Where the data lives, which model embeds it and how documents are cut into passages."""
+
+    model_config = SettingsConfigDict(env_prefix="MOOCSEARCH_", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Originals, catalog, caches and index generations.")
+    model: str = Field(DEFAULT_MODEL, description="Embedding model id (see `moocsearch models`) or local path.")
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+    passage_max_tokens: int = Field(
+        200, ge=16, le=2048, description="Upper bound of a passage in model tokens (capped by the model)."
+    )
+    passage_overlap_sentences: int = Field(1, ge=0, le=5)
+    max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    max_pages: int = Field(2000, ge=1)
+    max_chars: int = Field(5_000_000, ge=1000, description="Extracted characters kept per document.")
+    keep_generations: int = Field(3, ge=1, description="Published generations kept on disk.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Constructor arguments win, then the environment, then `MOOCSEARCH_CONFIG` (a TOML file)."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("MOOCSEARCH_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)

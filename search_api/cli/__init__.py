@@ -1,0 +1,9 @@
+"""The `moocsearch` command."""
+
+from search_api.cli import build, documents, query, serve  # noqa: F401 - each module registers its commands
+from search_api.cli.common import app
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    app(prog_name="moocsearch")

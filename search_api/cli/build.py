@@ -1,0 +1,49 @@
+"""`moocsearch index build`: publish a new generation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from indexer.embedding import UnknownModelError, load_embedder
+from indexer.pipeline import BuildAlreadyRunning, BuildReport, Indexer
+from search_api.cli.common import JsonOpt, emit, fail, index_app, settings
+from search_api.settings import ApiSettings
+
+
+def print_build_report(report: BuildReport) -> None:
+    """Counts, rates and failures of a build, for people."""
+    embed_seconds = report.seconds.get("embed", 0.0)
+    rate = report.passages_embedded / embed_seconds if embed_seconds and report.passages_embedded else 0.0
+    typer.echo(
+        f"published {report.generation_id}: {report.documents_indexed} documents, {report.passages} passages "
+        f"({report.passages_embedded} embedded now at {rate:.1f}/s), {report.documents_extracted} extracted, "
+        f"{len(report.failures)} failed, {report.seconds.get('total', 0):.1f}s"
+    )
+    for failure in report.failures:
+        typer.echo(f"  failed {failure.document_id} {failure.filename}: {failure.reason}: {failure.message}")
+
+
+def run_build(config: ApiSettings, full: bool = False, progress: bool = True) -> BuildReport:
+    """Build and publish a generation, mapping known errors to CLI exits."""
+    try:
+        indexer = Indexer(config, load_embedder(config.model, config.embed_batch_size))
+    except UnknownModelError as exc:
+        fail(str(exc), code=2)
+    try:
+        return indexer.build(full=full, progress=progress)
+    except BuildAlreadyRunning as exc:
+        fail(str(exc), code=3)
+    finally:
+        indexer.close()
+
+
+@index_app.command("build")
+def index_build(
+    full: Annotated[bool, typer.Option("--full", help="Extract and embed everything again.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Extract pending documents, embed new passages and publish a new index generation."""
+    report = run_build(settings(), full=full, progress=not as_json)
+    emit(report.to_dict()) if as_json else print_build_report(report)

@@ -1,0 +1,106 @@
+"""`moocsearch serve` (the bundled corpus is indexed on first run) and `moocsearch eval`."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from tqdm import tqdm
+
+from indexer.embedding import UnknownModelError, load_embedder
+from indexer.generation_reader import open_published
+from indexer.metadata import MetadataError, read_manifest
+from indexer.pipeline import BuildAlreadyRunning, Indexer
+from search_api.cli.build import print_build_report
+from search_api.cli.common import JsonOpt, app, emit, fail, settings
+from search_api.cli.documents import ingest_entries
+from search_api.evaluation import DatasetError, evaluate, load_beir
+from search_api.settings import ApiSettings
+
+
+def bootstrap(config: ApiSettings, indexer: Indexer) -> None:
+    """On first run: ingest the bundled corpus into an empty catalog, then build and publish."""
+    if not indexer.catalog.list_documents(limit=1):
+        manifest = config.corpus_dir / "manifest.json"
+        typer.echo(f"First run: ingesting the bundled corpus from {manifest}")
+        try:
+            entries = read_manifest(manifest)
+        except MetadataError as exc:
+            fail(str(exc))
+        ingest_entries(indexer, entries, as_json=False)
+    typer.echo("Building the index (the first build embeds every passage; later builds reuse the cache)")
+    print_build_report(indexer.build(progress=True))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    build_if_missing: Annotated[bool, typer.Option(help="Index the bundled corpus when nothing is published.")] = True,
+) -> None:
+    """Serve the search API and web page; the first run indexes the bundled corpus."""
+    import uvicorn
+
+    from search_api.app import create_app
+
+    config = settings()
+    config = config.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
+    try:
+        embedder = load_embedder(config.model, config.embed_batch_size)
+    except UnknownModelError as exc:
+        fail(str(exc), code=2)
+    reader = open_published(config.data_dir)
+    if reader is None and build_if_missing:
+        indexer = Indexer(config, embedder)
+        try:
+            bootstrap(config, indexer)
+        except BuildAlreadyRunning as exc:
+            fail(str(exc), code=3)
+        finally:
+            indexer.close()
+    elif reader is not None:
+        reader.close()
+    typer.echo(f"Serving on http://{config.host}:{config.port}  (API docs at /docs)")
+    uvicorn.run(create_app(config, embedder), host=config.host, port=config.port, log_level="info")
+
+
+@app.command("eval")
+def eval_command(
+    dataset: Annotated[Path, typer.Argument(help="A BEIR-format folder (corpus, queries, qrels).")],
+    queries: Annotated[str | None, typer.Option(help="Query language, for queries.<lang>.jsonl.")] = None,
+    corpus: Annotated[str | None, typer.Option(help="Corpus language(s), comma-separated: pooled.")] = None,
+    split: Annotated[str, typer.Option(help="Qrels split.")] = "test",
+    max_queries: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N queries.")] = None,
+    output: Annotated[Path | None, typer.Option(help="JSON file to write (default eval-results/<name>.json).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index a BEIR dataset with the production pipeline and report nDCG@10, Recall@100 and MRR@10."""
+    config = settings()
+    languages = [c.strip() for c in corpus.split(",") if c.strip()] if corpus else []
+    try:
+        data = load_beir(dataset, split=split, query_language=queries, corpus_languages=languages)
+        embedder = load_embedder(config.model, config.embed_batch_size)
+    except (DatasetError, UnknownModelError, OSError, ValueError) as exc:
+        fail(str(exc), code=2)
+    total = min(len(data.qrels), max_queries or len(data.qrels))
+    with tqdm(total=total, desc="queries", unit="q", disable=as_json) as bar:
+        result = evaluate(
+            data, config, embedder, max_queries=max_queries, progress=not as_json, on_query=lambda n: bar.update(1)
+        )
+    output = output or Path("eval-results") / (re.sub(r"[^\w.+-]+", "_", data.name) + ".json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if as_json:
+        emit(result)
+        return
+    typer.echo(
+        f"{result['dataset']} with {result['model']}: {result['documents']} documents, "
+        f"{result['passages']} passages, {result['queries']} queries"
+    )
+    typer.echo(
+        f"  nDCG@10 {result['ndcg@10']:.4f}  Recall@100 {result['recall@100']:.4f}  MRR@10 {result['mrr@10']:.4f}"
+    )
+    typer.echo(f"  indexing {result['index_seconds']}s, {result['query_ms_mean']} ms/query; written to {output}")

@@ -1,0 +1,91 @@
+"""GET and POST /search."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from search_api.deps import ServiceDep, SettingsDep
+from search_api.errors import ApiError
+from search_api.schemas import ErrorOut, HitOut, SearchOut, SearchRequest
+from search_api.searcher import Hit
+from search_api.settings import ApiSettings
+
+router = APIRouter(tags=["search"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    422: {"model": ErrorOut, "description": "Empty or over-long query, k or offset out of range."},
+    503: {"model": ErrorOut, "description": "No index generation published yet."},
+}
+
+
+def _validate(settings: ApiSettings, query: str, k: int | None, offset: int) -> tuple[str, int]:
+    query = query.strip()
+    if not query:
+        raise ApiError(422, "invalid_query", "the query is empty")
+    if len(query) > settings.max_query_chars:
+        raise ApiError(422, "invalid_query", f"the query is longer than {settings.max_query_chars} characters")
+    k = settings.default_k if k is None else k
+    if not 1 <= k <= settings.max_k:
+        raise ApiError(422, "invalid_k", f"k must be between 1 and {settings.max_k}")
+    if not 0 <= offset <= settings.max_offset:
+        raise ApiError(422, "invalid_offset", f"offset must be between 0 and {settings.max_offset}")
+    return query, k
+
+
+def _hit_out(hit: Hit) -> HitOut:
+    p = hit.passage
+    return HitOut(
+        rank=hit.rank,
+        score=round(hit.score, 6),
+        passage_id=p.passage_id,
+        text=p.text,
+        document_id=p.document_id,
+        title=p.title,
+        member=p.metadata.get("member"),
+        language=p.language,
+        document_language=p.document_language,
+        resource_type=p.metadata.get("resource_type"),
+        year=p.metadata.get("year"),
+        tags=list(p.metadata.get("tags") or []),
+        page=p.page,
+        heading=list(p.heading),
+        link=hit.link,
+    )
+
+
+def run_search(service: ServiceDep, settings: ApiSettings, body: SearchRequest) -> SearchOut:
+    """Validate, search the generation in use, and shape the answer."""
+    query, k = _validate(settings, body.query, body.k, body.offset)
+    started = time.perf_counter()
+    result = service.searcher.search(query, k=k, offset=body.offset, per_document=body.group == "document")
+    return SearchOut(
+        query=query,
+        generation=result.generation_id,
+        k=k,
+        offset=body.offset,
+        group=body.group,
+        hits=[_hit_out(h) for h in result.hits],
+        took_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+
+
+@router.get("/search", response_model=SearchOut, responses=_ERRORS)
+def search_get(
+    service: ServiceDep,
+    settings: SettingsDep,
+    q: Annotated[str, Query(description="Natural-language query, in any language.")],
+    k: Annotated[int | None, Query(description="Number of hits.")] = None,
+    offset: Annotated[int, Query(description="Hits to skip.")] = 0,
+    group: Annotated[Literal["passage", "document"], Query(description="'document': best passage each.")] = "passage",
+) -> SearchOut:
+    """Ranked, cited passages for a query."""
+    return run_search(service, settings, SearchRequest.model_construct(query=q, k=k, offset=offset, group=group))
+
+
+@router.post("/search", response_model=SearchOut, responses=_ERRORS)
+def search_post(service: ServiceDep, settings: SettingsDep, body: SearchRequest) -> SearchOut:
+    """Ranked, cited passages for a query given as JSON."""
+    return run_search(service, settings, body)

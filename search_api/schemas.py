@@ -1,0 +1,76 @@
+"""Request and response models of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class SearchRequest(BaseModel):
+    """A search with a JSON body (the same parameters as GET /search)."""
+
+    query: str = Field(
+        ...,
+        description="Natural-language query, in any language.",
+        examples=["how to run peer assessment in a large course"],
+    )
+    k: int | None = Field(None, ge=1, description="Number of hits (default 10, at most the configured maximum).")
+    offset: int = Field(0, ge=0, description="Hits to skip, for paging.")
+    group: Literal["passage", "document"] = Field("passage", description="'document': best passage per document.")
+
+
+class HitOut(BaseModel):
+    """A ranked passage with its citation."""
+
+    rank: int
+    score: float
+    passage_id: str
+    text: str
+    document_id: str
+    title: str | None
+    member: str | None
+    language: str | None = Field(description="Language of the passage (ISO 639-1).")
+    document_language: str | None
+    resource_type: str | None
+    year: int | None
+    tags: list[str]
+    page: int | None = Field(description="Page of a PDF, slide of a PPTX; null for unpaged formats.")
+    heading: list[str]
+    link: str = Field(description="The original, opened at the passage's page where the format allows.")
+
+
+class SearchOut(BaseModel):
+    """The answer to a search; every hit comes from the one generation named."""
+
+    query: str
+    generation: str
+    k: int
+    offset: int
+    group: str
+    hits: list[HitOut]
+    took_ms: float
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong."""
+
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """The error body of every failed request."""
+
+    error: ErrorDetail
+
+
+class HealthOut(BaseModel):
+    """Liveness and what is being served."""
+
+    status: Literal["ok", "degraded", "starting"]
+    generation: str | None
+    passages: int | None
+    documents: int | None
+    model: str | None
+    problem: str | None = None
