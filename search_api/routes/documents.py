@@ -6,7 +6,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Path
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 
 from indexer.catalog import DELETED
 from search_api.deps import ServiceDep
@@ -24,15 +24,14 @@ router = APIRouter(tags=["documents"])
     },
     response_class=Response,
 )
-def document_file(service: ServiceDep, document_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]) -> Response:
+def document_file(service: ServiceDep, document_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]) -> FileResponse:
     """The original as uploaded, shown inline (PDF viewers honour `#page=N` in the link)."""
     document = service.catalog.get_document(document_id)
     if document is None or document.status == DELETED:
         raise ApiError(404, "not_found", f"no document {document_id}")
-    data = service.store.read(document.sha256)
     disposition = f"inline; filename*=UTF-8''{quote(document.filename)}"
-    return Response(
-        content=data,
+    return FileResponse(
+        service.store.path_for(document.sha256),
         media_type=document.media_type or "application/octet-stream",
         headers={"Content-Disposition": disposition, "X-Content-Type-Options": "nosniff"},
     )
