@@ -161,7 +161,8 @@ def extract_html(data: bytes, limits: ExtractionLimits) -> Extraction:
     return _build(HTML, blocks, limits, normalise_title(parser.title))
 
 
-_MD_HEADING_RE = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+# The closing #s of an ATX heading need a space before them: "# Learn C#" keeps its "#".
+_MD_HEADING_RE = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
 _MD_LINK_RE = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 # `_` emphasis only at word boundaries: my_var_name is a name, not emphasis (CommonMark).
 _MD_EMPHASIS_RE = re.compile(r"(\*\*|\*|`)(?=\S)(.+?)(?<=\S)\1|(?<!\w)(__|_)(?=\S)(.+?)(?<=\S)\3(?!\w)")

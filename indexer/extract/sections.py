@@ -30,6 +30,8 @@ class SectionBuilder:
         if self.chars + len(text) > self.limits.max_chars:
             text = text[: self.limits.max_chars - self.chars]
             self.truncated = True
+            if not text:
+                return
         self.chars += len(text)
         self.paragraphs.append(text)
 

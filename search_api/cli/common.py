@@ -52,9 +52,7 @@ def emit(data: Any) -> None:
 
 @app.callback()
 def main_options(
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Data directory (default ./data).")
-    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory (default ./data).")] = None,
     model: Annotated[str | None, typer.Option(help="Embedding model id or local model folder.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
 ) -> None:
