@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS documents (
     page_count INTEGER,
     passage_count INTEGER NOT NULL DEFAULT 0,
     truncated INTEGER NOT NULL DEFAULT 0,
+    warnings TEXT NOT NULL DEFAULT '[]',
     chunker TEXT,
     extract_seconds REAL,
     created_at TEXT NOT NULL,
@@ -83,6 +84,7 @@ class Document:
     page_count: int | None
     passage_count: int
     truncated: bool
+    warnings: tuple[str, ...]
     chunker: str | None
     extract_seconds: float | None
     created_at: str
@@ -108,6 +110,7 @@ def _document(row: sqlite3.Row) -> Document:
     values = dict(row)
     values["metadata"] = parse_metadata(json.loads(values["metadata"]))
     values["truncated"] = bool(values["truncated"])
+    values["warnings"] = tuple(json.loads(values["warnings"]))
     return Document(**values)
 
 
@@ -224,6 +227,7 @@ class Catalog:
         language: str | None,
         page_count: int | None,
         truncated: bool,
+        warnings: Sequence[str] = (),
         chunker: str,
         seconds: float,
     ) -> None:
@@ -250,8 +254,8 @@ class Catalog:
         statements.append(
             (
                 "UPDATE documents SET status = ?, reason = NULL, message = NULL, media_type = ?, title = ?, "
-                "language = ?, page_count = ?, passage_count = ?, truncated = ?, chunker = ?, extract_seconds = ?, "
-                "updated_at = ? WHERE id = ?",
+                "language = ?, page_count = ?, passage_count = ?, truncated = ?, warnings = ?, chunker = ?, "
+                "extract_seconds = ?, updated_at = ? WHERE id = ?",
                 (
                     INDEXED,
                     media_type,
@@ -260,6 +264,7 @@ class Catalog:
                     page_count,
                     len(passages),
                     int(truncated),
+                    json.dumps(list(warnings)),
                     chunker,
                     seconds,
                     utc_now(),
@@ -270,7 +275,14 @@ class Catalog:
         self._write(statements)
 
     def record_failure(
-        self, document_id: str, reason: str, message: str, seconds: float, media_type: str | None = None
+        self,
+        document_id: str,
+        reason: str,
+        message: str,
+        seconds: float,
+        media_type: str | None = None,
+        page_count: int | None = None,
+        warnings: Sequence[str] = (),
     ) -> None:
         """Mark a document failed with a reason code; its old passages go."""
         self._write(
@@ -278,8 +290,19 @@ class Catalog:
                 ("DELETE FROM passages WHERE document_id = ?", (document_id,)),
                 (
                     "UPDATE documents SET status = ?, reason = ?, message = ?, media_type = COALESCE(?, media_type), "
-                    "passage_count = 0, extract_seconds = ?, updated_at = ? WHERE id = ?",
-                    (FAILED, reason, message[:2000], media_type, seconds, utc_now(), document_id),
+                    "page_count = COALESCE(?, page_count), warnings = ?, passage_count = 0, extract_seconds = ?, "
+                    "updated_at = ? WHERE id = ?",
+                    (
+                        FAILED,
+                        reason,
+                        message[:2000],
+                        media_type,
+                        page_count,
+                        json.dumps(list(warnings)),
+                        seconds,
+                        utc_now(),
+                        document_id,
+                    ),
                 ),
             ]
         )

@@ -24,6 +24,7 @@ from indexer.dense import EXACT_INNER_PRODUCT, build_dense_index, write_dense_in
 from indexer.embedcache import EmbeddingCache
 from indexer.embedding import Embedder, load_embedder
 from indexer.extract import ExtractionError, ExtractionLimits, extract_document
+from indexer.extract.model import BROKEN_TEXT_ENCODING
 from indexer.generation import (
     DENSE_FILE,
     PASSAGES_FILE,
@@ -138,6 +139,18 @@ class Indexer:
             message = f"{type(exc).__name__}: {exc}"
             self.catalog.record_failure(document.id, "unreadable", message, time.perf_counter() - started)
             return Failure(document.id, document.filename, "unreadable", message)
+        if BROKEN_TEXT_ENCODING in extraction.warnings:
+            message = "the text layer maps glyphs to the wrong characters (broken ToUnicode map); re-export or OCR it"
+            self.catalog.record_failure(
+                document.id,
+                BROKEN_TEXT_ENCODING,
+                message,
+                time.perf_counter() - started,
+                media_type=extraction.media_type,
+                page_count=extraction.page_count,
+                warnings=extraction.warnings,
+            )
+            return Failure(document.id, document.filename, BROKEN_TEXT_ENCODING, message)
         metadata = document.metadata
         title = metadata.title or extraction.title or Path(document.filename).stem
         passages = cut_passages(
@@ -157,6 +170,7 @@ class Indexer:
             language=metadata.language or dominant_language(passages),
             page_count=extraction.page_count,
             truncated=extraction.truncated,
+            warnings=extraction.warnings,
             chunker=self.chunker_key,
             seconds=time.perf_counter() - started,
         )

@@ -135,3 +135,24 @@ def test_the_installed_console_script_runs_in_a_real_process(tmp_path: Path, doc
     )
     assert done.returncode == 0
     assert json.loads(done.stdout)["hits"][0]["title"] == "Offline access"
+
+
+def test_documents_show_gives_status_reason_and_provenance(tmp_path: Path, docs: Path) -> None:
+    data = tmp_path / "data"
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 truncated")
+    _run(data, "ingest", str(docs))
+    _run(data, "index", "build")
+    _, out, _ = _run(data, "documents", "list", "--json")
+    by_name = {d["filename"]: d for d in json.loads(out)}
+    code, out, _ = _run(data, "documents", "show", by_name["broken.pdf"]["id"], "--json")
+    shown = json.loads(out)
+    assert code == 0 and (shown["status"], shown["reason"]) == ("failed", "unreadable")
+    assert shown["extract_seconds"] is not None and shown["message"]
+    code, out, _ = _run(data, "documents", "show", by_name["peer.pdf"]["id"], "--json")
+    assert json.loads(out)["passage_pages"] == [1, 2]
+    code, out, _ = _run(data, "documents", "show", by_name["peer.pdf"]["id"])
+    assert "indexed" in out and "[p. 2] Calibrated peer review" in out
+    code, _, err = _run(data, "documents", "show", "0000000000000000")
+    assert code == 1 and "no document" in err
+    code, _, err = _run(data, "documents", "list", "--status", "lost")
+    assert code == 2 and "unknown status" in err

@@ -84,17 +84,23 @@ def test_manifest_lists_22_pdfs(files: list[Path]) -> None:
     assert {p.name for p in files} >= SCANNED | MIS_ENCODED
 
 
-def test_scans_fail_with_no_text_and_the_batch_goes_on(batch: Batch) -> None:
-    """Both scans end 'failed' with 'no_text' (one has only a scanner app's stamp); the other 20 are indexed."""
+def test_scans_and_mis_encoded_text_layers_fail_with_a_reason_and_the_batch_goes_on(batch: Batch) -> None:
+    """Both scans end 'failed' with 'no_text' (one has only a scanner app's stamp); the two PDFs whose text
+    layer maps glyphs to wrong characters are flagged 'broken_text_encoding' instead of being indexed as noise;
+    the other 18 are indexed."""
+    expected = {name: ("failed", NO_TEXT) for name in SCANNED}
+    expected |= {name: ("failed", BROKEN_TEXT_ENCODING) for name in MIS_ENCODED}
     failed = {name: (d.status, d.reason) for name, d in batch.documents.items() if d.status != "indexed"}
-    assert failed == {name: ("failed", NO_TEXT) for name in SCANNED}
-    assert {(f.filename, f.reason) for f in batch.report.failures} == {(name, NO_TEXT) for name in SCANNED}
+    assert failed == expected
+    assert {(f.filename, f.reason) for f in batch.report.failures} == {(n, r) for n, (_, r) in expected.items()}
     assert batch.report.documents_extracted == 22
-    assert batch.report.documents_indexed == 20
+    assert batch.report.documents_indexed == 18
     assert batch.report.generation_id is not None
     for name, document in batch.documents.items():
-        if name not in SCANNED:
+        if name not in expected:
             assert document.passage_count > 0, name
+    for name in MIS_ENCODED:
+        assert batch.documents[name].warnings == (BROKEN_TEXT_ENCODING,)
 
 
 def test_page_counts_match_the_manifest(batch: Batch) -> None:
@@ -103,6 +109,7 @@ def test_page_counts_match_the_manifest(batch: Batch) -> None:
     for name, document in batch.documents.items():
         if name not in SCANNED:
             assert document.page_count == int(manifest[name]["pages"]), name
+    assert len([d for d in batch.documents.values() if d.page_count]) == 20
 
 
 def test_every_passage_is_on_the_page_its_text_is_on(batch: Batch) -> None:

@@ -7,11 +7,13 @@ from typing import Annotated, Any
 
 import typer
 
-from indexer.catalog import Document
+from indexer.catalog import DELETED, FAILED, INDEXED, PENDING, Document
 from indexer.ingest import IngestError, entries_for_paths
 from indexer.metadata import ManifestEntry, MetadataError, parse_metadata, read_manifest
 from indexer.pipeline import Indexer
 from search_api.cli.common import JsonOpt, app, documents_app, emit, fail, settings
+
+STATUSES = (PENDING, INDEXED, FAILED, DELETED)
 
 
 def _manifest_entries(paths: list[Path], manifest: Path | None, metadata: dict[str, Any]) -> list[ManifestEntry]:
@@ -117,8 +119,13 @@ def _document_dict(d: Document) -> dict[str, Any]:
         "pages": d.page_count,
         "passages": d.passage_count,
         "truncated": d.truncated,
+        "warnings": list(d.warnings),
+        "extract_seconds": d.extract_seconds,
+        "size_bytes": d.size_bytes,
+        "sha256": d.sha256,
         "metadata": d.metadata.to_dict(),
         "created_at": d.created_at,
+        "updated_at": d.updated_at,
     }
 
 
@@ -128,6 +135,8 @@ def documents_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Documents with their status."""
+    if status is not None and status not in STATUSES:
+        fail(f"unknown status {status!r}: use one of {', '.join(STATUSES)}", code=2)
     indexer = Indexer(settings())
     documents = indexer.catalog.list_documents(status=status, limit=-1)
     indexer.close()
@@ -141,3 +150,30 @@ def documents_list(
             f"{(d.title or d.filename)[:70]}"
         )
     typer.echo(f"{len(documents)} document(s)")
+
+
+@documents_app.command("show")
+def documents_show(
+    document_id: Annotated[str, typer.Argument(help="The document id (see `documents list`).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """One document: metadata, status and reason, extraction details and its first passages."""
+    indexer = Indexer(settings())
+    document = indexer.catalog.get_document(document_id)
+    passages = indexer.catalog.passages_of(document_id) if document else []
+    indexer.close()
+    if document is None:
+        fail(f"no document {document_id}")
+    details = _document_dict(document)
+    if as_json:
+        emit(details | {"passage_pages": sorted({p.page for p in passages if p.page is not None})})
+        return
+    for key, value in details.items():
+        if key != "metadata" and value not in (None, [], ""):
+            typer.echo(f"{key:16} {value}")
+    for key, value in document.metadata.to_dict().items():
+        if value not in (None, [], ""):
+            typer.echo(f"{key:16} {', '.join(value) if isinstance(value, list) else value}")
+    for p in passages[:3]:
+        where = f"p. {p.page}" if p.page else " > ".join(p.heading) or "-"
+        typer.echo(f"  [{where}] {' '.join(p.text.split())[:160]}")
