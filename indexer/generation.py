@@ -4,7 +4,8 @@ A generation is an immutable folder `<data_dir>/generations/<id>/` holding
 - `manifest.json`: format version, model id/version/dimension, counts, index type, parameters, the catalog
   state it was built from, and the sha256 of every other file;
 - `dense.faiss`: the vectors (row i = passage row i);
-- `passages.sqlite3`: the passage table (row -> text, provenance) and the documents it cites.
+- `passages.sqlite3`: the passage table (row -> text, provenance) and the documents it cites;
+- `lexical/`: the BM25 index over the same rows.
 The published generation is named by the pointer file `<data_dir>/generations/CURRENT`, replaced atomically.
 """
 
@@ -28,6 +29,7 @@ FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 DENSE_FILE = "dense.faiss"
 PASSAGES_FILE = "passages.sqlite3"
+LEXICAL_DIR = "lexical"
 POINTER_FILE = "CURRENT"
 _BUILDING_SUFFIX = ".building"
 
@@ -128,11 +130,14 @@ def write_passage_table(path: Path, passages: Iterable[tuple[Any, ...]], documen
 
 def finish_generation(folder: Path, manifest: Manifest) -> Path:
     """Checksum the files, write the manifest, fsync everything and give the folder its final name."""
-    files = {p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.name != MANIFEST_FILE}
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_FILE)
+    files = {p.relative_to(folder).as_posix(): file_sha256(p) for p in paths}
     manifest = Manifest(**{**asdict(manifest), "files": files})
-    for name in files:
-        with (folder / name).open("rb") as handle:
+    for path in paths:
+        with path.open("rb") as handle:
             os.fsync(handle.fileno())
+    for sub in {p.parent for p in paths}:
+        fsync_dir(sub)
     write_durably(folder / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2, ensure_ascii=False).encode())
     final = folder.with_name(manifest.generation_id)
     os.replace(folder, final)
@@ -154,7 +159,7 @@ def read_manifest(folder: Path) -> Manifest:
 def verify_generation(folder: Path) -> Manifest:
     """Check every file against the manifest's sha256; raises GenerationError on any difference."""
     manifest = read_manifest(folder)
-    for required in (DENSE_FILE, PASSAGES_FILE):
+    for required in (DENSE_FILE, PASSAGES_FILE, f"{LEXICAL_DIR}/size"):
         if required not in manifest.files:
             raise GenerationError(f"{folder.name}: manifest lists no {required}")
     for name, expected in manifest.files.items():

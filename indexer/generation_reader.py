@@ -13,6 +13,7 @@ from typing import Any
 from indexer.dense import read_dense_index
 from indexer.generation import (
     DENSE_FILE,
+    LEXICAL_DIR,
     PASSAGES_FILE,
     GenerationError,
     Manifest,
@@ -20,6 +21,7 @@ from indexer.generation import (
     published_generation_id,
     verify_generation,
 )
+from indexer.lexical import LexicalIndex
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ class GenerationReader:
             raise GenerationError(
                 f"{folder.name}: index holds {self.index.ntotal} vectors, manifest says {self.manifest.passage_count}"
             )
+        self.lexical = LexicalIndex.load(folder / LEXICAL_DIR)
+        if self.lexical.size != self.manifest.passage_count:
+            raise GenerationError(f"{folder.name}: lexical index holds {self.lexical.size} passages")
         uri = f"file:{folder / PASSAGES_FILE}?mode=ro&immutable=1"
         self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self._lock = threading.Lock()

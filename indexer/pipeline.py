@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,7 @@ from indexer.extract import ExtractionError, ExtractionLimits, extract_document
 from indexer.extract.model import BROKEN_TEXT_ENCODING
 from indexer.generation import (
     DENSE_FILE,
+    LEXICAL_DIR,
     PASSAGES_FILE,
     Manifest,
     finish_generation,
@@ -39,6 +41,7 @@ from indexer.generation import (
     write_passage_table,
 )
 from indexer.ingest import IngestResult, ingest_bytes
+from indexer.lexical import BM25_B, BM25_K1, LexicalIndex
 from indexer.metadata import DocumentMetadata
 from indexer.passages import CHUNKER_VERSION, cut_passages, dominant_language, embedding_text
 from indexer.settings import IndexerSettings
@@ -216,16 +219,20 @@ class Indexer:
             documents.append(document)
             passages.extend((document, p) for p in document_passages)
         report.documents_indexed, report.passages = len(documents), len(passages)
+        # Dense and lexical retrieval both see a passage with its context (title, headings).
+        texts = [embedding_text(p.text, d.title, p.heading) for d, p in passages]
         with _stage(report, "embed"):
-            vectors = self._embed(
-                [embedding_text(p.text, d.title, p.heading) for d, p in passages], report, full, progress
-            )
+            vectors = self._embed(texts, report, full, progress)
         generation_id = new_generation_id()
         with _stage(report, "write"):
             folder = start_generation(root, generation_id)
             write_dense_index(build_dense_index(vectors), folder / DENSE_FILE)
+            languages = [p.language or d.language for d, p in passages]
+            LexicalIndex.build(list(zip(texts, languages, strict=True))).save(folder / LEXICAL_DIR)
             write_passage_table(folder / PASSAGES_FILE, _passage_rows(passages), _document_rows(documents))
-            final = finish_generation(folder, self._manifest(generation_id, len(passages), len(documents)))
+            manifest = self._manifest(generation_id, len(passages), len(documents))
+            manifest.parameters["languages"] = dict(Counter(language or "und" for language in languages))
+            final = finish_generation(folder, manifest)
         with _stage(report, "publish"):
             verify_generation(final)
             publish_generation(root, generation_id)
@@ -247,7 +254,7 @@ class Indexer:
     def _embed(self, texts: Sequence[str], report: BuildReport, full: bool, progress: bool) -> Any:
         embedder = self.embedder
         cache = EmbeddingCache(
-            self.data_dir / "cache" / "embeddings.sqlite3",
+            self.settings.embedding_cache_path,
             f"{embedder.model_id}@{embedder.version}",
             embedder.dimension,
         )
@@ -276,7 +283,11 @@ class Indexer:
             document_count=documents,
             index_type=EXACT_INNER_PRODUCT,
             catalog_state=self.catalog.state(),
-            parameters={"passage_max_tokens": self.passage_budget, "chunker": self.chunker_key},
+            parameters={
+                "passage_max_tokens": self.passage_budget,
+                "chunker": self.chunker_key,
+                "lexical": {"engine": "bm25s", "k1": BM25_K1, "b": BM25_B},
+            },
         )
 
 

@@ -32,6 +32,12 @@ class IndexerSettings(BaseSettings):
     max_pages: int = Field(2000, ge=1)
     max_chars: int = Field(5_000_000, ge=1000, description="Extracted characters kept per document.")
     keep_generations: int = Field(3, ge=1, description="Published generations kept on disk.")
+    cache_dir: Path | None = Field(None, description="Embedding cache folder (default: <data_dir>/cache).")
+
+    @property
+    def embedding_cache_path(self) -> Path:
+        """The SQLite file of cached passage vectors."""
+        return (self.cache_dir or self.data_dir / "cache") / "embeddings.sqlite3"
 
     @classmethod
     def settings_customise_sources(

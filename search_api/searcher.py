@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from indexer.dense import search_dense
 from indexer.embedding import Embedder
 from indexer.generation_reader import GenerationReader, PassageRecord
+from indexer.language import guess_query_language
+from search_api.fusion import reciprocal_rank_fusion
 
 PDF = "application/pdf"
+DENSE_WEIGHT = 1.0
+LEXICAL_WEIGHT = 1.0
 
 
 class ModelMismatchError(RuntimeError):
@@ -57,6 +59,7 @@ class Searcher:
             )
         self.reader = reader
         self.embedder = embedder
+        self.corpus_languages = [c for c in manifest.parameters.get("languages", {}) if c != "und"]
 
     @property
     def generation_id(self) -> str:
@@ -64,18 +67,27 @@ class Searcher:
         return self.reader.generation_id
 
     def search(self, query: str, k: int = 10, offset: int = 0, per_document: bool = False) -> SearchResult:
-        """The hits ranked `offset+1 .. offset+k`; with `per_document`, only each document's best passage."""
+        """The hits ranked `offset+1 .. offset+k`: dense and BM25 candidates fused by reciprocal rank.
+
+        With `per_document`, only each document's best passage is kept.
+        """
         timings: dict[str, float] = {}
+        wanted = offset + k
+        # Fusion and grouping both need candidates beyond the page: look further down each list.
+        depth = max(wanted * 8 + 50, 100) if per_document else max(wanted * 2, 100)
         started = time.perf_counter()
         query_vector = self.embedder.embed_queries([query])
         timings["embed"] = time.perf_counter() - started
-        wanted = offset + k
-        # Documents have several passages: look further down the list when one hit per document is asked for.
-        candidates = wanted * 8 + 50 if per_document else wanted
         started = time.perf_counter()
-        scores, rows = search_dense(self.reader.index, query_vector, candidates)
+        _, dense_rows = search_dense(self.reader.index, query_vector, depth)
         timings["dense"] = time.perf_counter() - started
-        ranked = _ranked(scores[0], rows[0])
+        started = time.perf_counter()
+        language = guess_query_language(query, self.corpus_languages)
+        _, lexical_rows = self.reader.lexical.search(query, language, depth)
+        timings["lexical"] = time.perf_counter() - started
+        ranked = reciprocal_rank_fusion(
+            [(DENSE_WEIGHT, [int(r) for r in dense_rows[0] if r >= 0]), (LEXICAL_WEIGHT, lexical_rows.tolist())]
+        )
         if per_document:
             ranked = self._best_per_document(ranked)
         page = ranked[offset:wanted]
@@ -99,7 +111,3 @@ class Searcher:
                 seen.add(document_id)
                 best.append((row, score))
         return best
-
-
-def _ranked(scores: np.ndarray, rows: np.ndarray) -> list[tuple[int, float]]:
-    return [(int(r), float(s)) for s, r in zip(scores, rows, strict=True) if r >= 0]

@@ -107,7 +107,9 @@ def test_build_publishes_a_verified_generation_with_a_complete_manifest(indexer:
     manifest = verify_generation(folder)
     assert manifest.model_id == "hash-256" and manifest.dimension == 256
     assert manifest.passage_count == report.passages == 1 and manifest.document_count == 1
-    assert set(manifest.files) == {"dense.faiss", "passages.sqlite3"}
+    assert {"dense.faiss", "passages.sqlite3", "lexical/size", "lexical/vocab.index.json"} <= set(manifest.files)
+    assert all((folder / name).is_file() for name in manifest.files)
+    assert manifest.parameters["lexical"] == {"engine": "bm25s", "k1": 0.9, "b": 0.4}
     assert manifest.catalog_state["documents_by_status"] == {"indexed": 1}
     assert json.loads((folder / "manifest.json").read_text())["generation_id"] == report.generation_id
 

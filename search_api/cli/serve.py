@@ -75,10 +75,13 @@ def eval_command(
     split: Annotated[str, typer.Option(help="Qrels split.")] = "test",
     max_queries: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N queries.")] = None,
     output: Annotated[Path | None, typer.Option(help="JSON file to write (default eval-results/<name>.json).")] = None,
+    cache_dir: Annotated[
+        Path, typer.Option(help="Embedding cache kept between runs (same texts, same model: no re-embedding).")
+    ] = Path("eval-results/cache"),
     as_json: JsonOpt = False,
 ) -> None:
     """Index a BEIR dataset with the production pipeline and report nDCG@10, Recall@100 and MRR@10."""
-    config = settings()
+    config = settings().model_copy(update={"cache_dir": cache_dir})
     languages = [c.strip() for c in corpus.split(",") if c.strip()] if corpus else []
     try:
         data = load_beir(dataset, split=split, query_language=queries, corpus_languages=languages)

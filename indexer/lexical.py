@@ -1,0 +1,132 @@
+"""The lexical index: BM25 (bm25s) over language-aware tokens.
+
+Words of space-separated scripts are lower-cased, stop words dropped and stemmed with the Snowball stemmer of
+the text's language; Chinese is segmented with jieba; Japanese and Thai runs, which have neither spaces nor a
+segmenter here, become overlapping character bigrams.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+BM25_K1 = 0.9
+BM25_B = 0.4
+
+_SNOWBALL = {
+    "ar": "arabic", "ca": "catalan", "cs": "czech", "da": "danish", "de": "german", "el": "greek",
+    "en": "english", "es": "spanish", "eu": "basque", "fi": "finnish", "fr": "french", "hi": "hindi",
+    "hu": "hungarian", "id": "indonesian", "it": "italian", "lt": "lithuanian", "nl": "dutch", "no": "norwegian",
+    "pl": "polish", "pt": "portuguese", "ro": "romanian", "ru": "russian", "sr": "serbian", "sv": "swedish",
+    "ta": "tamil", "tr": "turkish",
+}  # fmt: skip
+_STOPWORD_LISTS = {
+    "en": "STOPWORDS_EN_PLUS", "de": "STOPWORDS_GERMAN", "es": "STOPWORDS_SPANISH", "fr": "STOPWORDS_FRENCH",
+    "it": "STOPWORDS_ITALIAN", "nl": "STOPWORDS_DUTCH", "pt": "STOPWORDS_PORTUGUESE", "ru": "STOPWORDS_RUSSIAN",
+    "sv": "STOPWORDS_SWEDISH", "da": "STOPWORDS_DANISH", "no": "STOPWORDS_NORWEGIAN", "tr": "STOPWORDS_TURKISH",
+}  # fmt: skip
+_HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_KANA = r"\u3040-\u30ff"
+_THAI = r"\u0e00-\u0e7f"
+_RUN_RE = re.compile(f"([{_HAN}]+)|([{_KANA}{_HAN}]*[{_KANA}][{_KANA}{_HAN}]*)|([{_THAI}]+)|(\\w+)", re.UNICODE)
+
+
+@functools.cache
+def _stemmer(language: str) -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer(_SNOWBALL[language])
+
+
+@functools.cache
+def _stopwords(language: str) -> frozenset[str]:
+    import bm25s.stopwords
+
+    name = _STOPWORD_LISTS.get(language)
+    return frozenset(getattr(bm25s.stopwords, name)) if name else frozenset()
+
+
+@functools.cache
+def _jieba() -> Any:
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+def _bigrams(run: str) -> list[str]:
+    return [run] if len(run) < 2 else [run[i : i + 2] for i in range(len(run) - 1)]
+
+
+def tokenize(text: str, language: str | None = None) -> list[str]:
+    """Index terms of `text`; `language` (ISO 639-1) picks the stemmer and stop words for spaced scripts."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    stop = _stopwords(language) if language else frozenset()
+    stemmer = _stemmer(language) if language in _SNOWBALL else None
+    tokens: list[str] = []
+    for han, kana, thai, word in _RUN_RE.findall(text):
+        if han:
+            tokens.extend(t for t in _jieba().cut_for_search(han) if t.strip())
+        elif kana or thai:
+            tokens.extend(_bigrams(kana or thai))
+        elif (word not in stop and not word.isdigit()) or (len(word) <= 4 and word.isdigit()):
+            tokens.append(stemmer.stemWord(word) if stemmer else word)
+    return tokens
+
+
+class LexicalIndex:
+    """BM25 over passages; rows are the same as the dense index's."""
+
+    def __init__(self, retriever: Any, size: int) -> None:
+        self._retriever = retriever
+        self.size = size
+
+    @classmethod
+    def build(cls, passages: Sequence[tuple[str, str | None]]) -> LexicalIndex:
+        """Index (text, language) pairs in row order."""
+        import bm25s
+
+        retriever = bm25s.BM25(k1=BM25_K1, b=BM25_B)
+        corpus = [tokenize(text, language) or ["\u2205"] for text, language in passages]
+        if corpus:
+            retriever.index(corpus, show_progress=False)
+        return cls(retriever, len(corpus))
+
+    def save(self, folder: Path) -> None:
+        """Write the index files into `folder`."""
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.size:
+            self._retriever.save(str(folder), show_progress=False)
+        (folder / "size").write_text(str(self.size))
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        """Open saved index files, memory-mapped."""
+        import bm25s
+
+        size = int((folder / "size").read_text())
+        retriever = bm25s.BM25.load(str(folder), mmap=True, show_progress=False) if size else None
+        return cls(retriever, size)
+
+    def search(self, query: str, language: str | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, rows) for a query, only rows with a positive score."""
+        tokens = tokenize(query, language)
+        if not tokens or not self.size or self._retriever is None:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        vocabulary = self._retriever.vocab_dict
+        known = [t for t in tokens if t in vocabulary]
+        if not known:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        rows, scores = self._retriever.retrieve([known], k=min(k, self.size), show_progress=False, n_threads=1)
+        keep = scores[0] > 0
+        return scores[0][keep].astype(np.float32), rows[0][keep].astype(np.int64)
