@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Callable
 
@@ -72,3 +73,36 @@ def embedding_text(text: str, title: str | None, heading: tuple[str, ...]) -> st
     context = [part for part in (title, *heading) if part and not text.startswith(part)]
     context = list(dict.fromkeys(context))
     return (" — ".join(context) + "\n" + text) if context else text
+
+
+_JUNK_TITLE_RE = re.compile(
+    r"^(microsoft (word|powerpoint) - |untitled|document\d*$|presentation\d*$|slide \d+$)"
+    r"|\.(docx?|pptx?|pdf|tex|dvi|odt|rtf)$",
+    re.IGNORECASE,
+)
+
+
+def usable_title(candidate: str | None) -> str | None:
+    """A title from file properties, unless it is a placeholder such as 'Microsoft Word - x.docx' or 'Untitled'."""
+    if not candidate:
+        return None
+    text = " ".join(candidate.split())
+    if sum(c.isalpha() for c in text) < 3 or len(text) > 300 or _JUNK_TITLE_RE.search(text):
+        return None
+    return text
+
+
+def infer_title(extraction: Extraction, filename: str) -> str:
+    """The best title available: file properties, the first heading, a short first line, then the file name."""
+    title = usable_title(extraction.title)
+    if title:
+        return title
+    for section in extraction.sections:
+        if section.heading:
+            return section.heading[0]
+        first_line = section.text.split("\n", 1)[0].strip()
+        if 3 <= len(first_line) <= 150 and usable_title(first_line):
+            return first_line
+        break
+    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    return " ".join(stem.replace("_", " ").replace("-", " ").split()) or filename

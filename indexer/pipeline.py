@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -43,7 +42,7 @@ from indexer.generation import (
 from indexer.ingest import IngestResult, ingest_bytes
 from indexer.lexical import BM25_B, BM25_K1, LexicalIndex
 from indexer.metadata import DocumentMetadata
-from indexer.passages import CHUNKER_VERSION, cut_passages, dominant_language, embedding_text
+from indexer.passages import CHUNKER_VERSION, cut_passages, dominant_language, embedding_text, infer_title
 from indexer.settings import IndexerSettings
 from indexer.store import OriginalsStore
 
@@ -155,7 +154,7 @@ class Indexer:
             )
             return Failure(document.id, document.filename, BROKEN_TEXT_ENCODING, message)
         metadata = document.metadata
-        title = metadata.title or extraction.title or Path(document.filename).stem
+        title = metadata.title or infer_title(extraction, document.filename)
         passages = cut_passages(
             document.id,
             document.sha256,

@@ -100,3 +100,18 @@ def test_embedding_text_adds_title_and_headings_unless_the_text_starts_with_them
     assert embedding_text("Body.", "Title", ("Part", "Sub")) == "Title — Part — Sub\nBody."
     assert embedding_text("Title\n\nBody.", "Title", ()) == "Title\n\nBody."
     assert embedding_text("Body.", None, ()) == "Body."
+
+
+def test_titles_come_from_properties_unless_placeholders_then_headings_first_lines_or_the_file_name() -> None:
+    from indexer.passages import infer_title
+
+    page = Section("Writing Learning Outcomes\n\nA guide for lecturers.", page=1)
+    assert infer_title(Extraction("application/pdf", (page,), title="Learning outcomes guide"), "x.pdf") == (
+        "Learning outcomes guide"
+    )
+    junk = Extraction("application/pdf", (page,), title="Microsoft Word - outcomes_v3.docx")
+    assert infer_title(junk, "x.pdf") == "Writing Learning Outcomes"
+    headed = Extraction("text/markdown", (Section("Intro text.", heading=("Offline access", "Intro")),))
+    assert infer_title(headed, "notes.md") == "Offline access"
+    long_first_line = Extraction("text/plain", (Section("word " * 60),))
+    assert infer_title(long_first_line, "field_notes-2024.txt") == "field notes 2024"
