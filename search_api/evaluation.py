@@ -20,8 +20,8 @@ from indexer.embedding import Embedder
 from indexer.generation_reader import open_published
 from indexer.metadata import DocumentMetadata
 from indexer.pipeline import Indexer
-from indexer.settings import IndexerSettings
 from search_api.searcher import Searcher
+from search_api.settings import ApiSettings
 
 
 class DatasetError(ValueError):
@@ -143,7 +143,7 @@ def _index(indexer: Indexer, data: BeirData, progress: bool) -> dict[str, list[s
 
 def evaluate(
     data: BeirData,
-    settings: IndexerSettings,
+    settings: ApiSettings,
     embedder: Embedder,
     max_queries: int | None = None,
     progress: bool = False,
@@ -158,7 +158,7 @@ def evaluate(
         indexer.close()
         reader = open_published(Path(tmp))
         assert reader is not None
-        searcher = Searcher(reader, embedder)
+        searcher = Searcher(reader, embedder, settings.dense_weight, settings.lexical_weight)
         query_ids = [q for q in data.qrels if q in data.queries][:max_queries]
         rankings: dict[str, list[str]] = {}
         started = time.perf_counter()
@@ -174,6 +174,7 @@ def evaluate(
     return {
         "dataset": data.name,
         "model": embedder.model_id,
+        "weights": {"dense": settings.dense_weight, "lexical": settings.lexical_weight},
         "documents": len(data.corpus),
         "passages": passages,
         "queries": len(query_ids),

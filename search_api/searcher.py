@@ -12,8 +12,6 @@ from indexer.language import guess_query_language
 from search_api.fusion import reciprocal_rank_fusion
 
 PDF = "application/pdf"
-DENSE_WEIGHT = 1.0
-LEXICAL_WEIGHT = 1.0
 
 
 class ModelMismatchError(RuntimeError):
@@ -50,7 +48,9 @@ class SearchResult:
 class Searcher:
     """Answers queries against one generation with the embedder that built it."""
 
-    def __init__(self, reader: GenerationReader, embedder: Embedder) -> None:
+    def __init__(
+        self, reader: GenerationReader, embedder: Embedder, dense_weight: float = 1.0, lexical_weight: float = 1.0
+    ) -> None:
         manifest = reader.manifest
         if (manifest.model_id, manifest.dimension) != (embedder.model_id, embedder.dimension):
             raise ModelMismatchError(
@@ -59,6 +59,7 @@ class Searcher:
             )
         self.reader = reader
         self.embedder = embedder
+        self.weights = (dense_weight, lexical_weight)
         self.corpus_languages = [c for c in manifest.parameters.get("languages", {}) if c != "und"]
 
     @property
@@ -75,19 +76,23 @@ class Searcher:
         wanted = offset + k
         # Fusion and grouping both need candidates beyond the page: look further down each list.
         depth = max(wanted * 8 + 50, 100) if per_document else max(wanted * 2, 100)
-        started = time.perf_counter()
-        query_vector = self.embedder.embed_queries([query])
-        timings["embed"] = time.perf_counter() - started
-        started = time.perf_counter()
-        _, dense_rows = search_dense(self.reader.index, query_vector, depth)
-        timings["dense"] = time.perf_counter() - started
-        started = time.perf_counter()
-        language = guess_query_language(query, self.corpus_languages)
-        _, lexical_rows = self.reader.lexical.search(query, language, depth)
-        timings["lexical"] = time.perf_counter() - started
-        ranked = reciprocal_rank_fusion(
-            [(DENSE_WEIGHT, [int(r) for r in dense_rows[0] if r >= 0]), (LEXICAL_WEIGHT, lexical_rows.tolist())]
-        )
+        dense_weight, lexical_weight = self.weights
+        rankings: list[tuple[float, list[int]]] = []
+        if dense_weight > 0:
+            started = time.perf_counter()
+            query_vector = self.embedder.embed_queries([query])
+            timings["embed"] = time.perf_counter() - started
+            started = time.perf_counter()
+            _, dense_rows = search_dense(self.reader.index, query_vector, depth)
+            rankings.append((dense_weight, [int(r) for r in dense_rows[0] if r >= 0]))
+            timings["dense"] = time.perf_counter() - started
+        if lexical_weight > 0:
+            started = time.perf_counter()
+            language = guess_query_language(query, self.corpus_languages)
+            _, lexical_rows = self.reader.lexical.search(query, language, depth)
+            rankings.append((lexical_weight, lexical_rows.tolist()))
+            timings["lexical"] = time.perf_counter() - started
+        ranked = reciprocal_rank_fusion(rankings)
         if per_document:
             ranked = self._best_per_document(ranked)
         page = ranked[offset:wanted]

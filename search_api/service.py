@@ -43,7 +43,12 @@ class SearchService:
         if generation_id is None or generation_id == current:
             return
         try:
-            searcher = Searcher(GenerationReader(root / generation_id), self.embedder)
+            searcher = Searcher(
+                GenerationReader(root / generation_id),
+                self.embedder,
+                self.settings.dense_weight,
+                self.settings.lexical_weight,
+            )
         except (GenerationError, ModelMismatchError, OSError, RuntimeError) as exc:
             self.problem = f"generation {generation_id} refused: {exc}"
             logger.error("%s; still serving %s", self.problem, current)

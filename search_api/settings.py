@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from indexer.settings import IndexerSettings
 
@@ -22,3 +22,11 @@ class ApiSettings(IndexerSettings):
     default_k: int = Field(10, ge=1)
     max_offset: int = Field(1000, ge=0)
     cors_origins: list[str] = Field(default_factory=list)
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in rank fusion (0: off).")
+    lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in rank fusion (0: off).")
+
+    @model_validator(mode="after")
+    def _some_retriever(self) -> ApiSettings:
+        if self.dense_weight == 0 and self.lexical_weight == 0:
+            raise ValueError("dense_weight and lexical_weight cannot both be 0")
+        return self

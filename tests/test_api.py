@@ -169,3 +169,10 @@ def test_a_generation_built_with_another_model_is_refused(settings: ApiSettings,
         health = test_client.get("/health").json()
         assert health["status"] == "degraded" and "hash-256" in health["problem"]
         assert test_client.get("/search", params={"q": "rubrics"}).status_code == 503
+
+
+def test_settings_refuse_turning_off_every_retriever(tmp_path) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="cannot both be 0"):
+        ApiSettings(data_dir=tmp_path, dense_weight=0, lexical_weight=0)

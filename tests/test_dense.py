@@ -71,6 +71,10 @@ def test_searcher_ranks_passages_like_brute_force_over_the_published_vectors(ind
     assert [h.passage.row for h in result.hits] == [row for row, _ in expected]
     np.testing.assert_allclose([h.score for h in result.hits], [score for _, score in expected], rtol=1e-6)
     assert "accessibility captions screen reader" in result.hits[0].passage.text
+    # Either retriever alone: its own ranking, unchanged.
+    assert [h.passage.row for h in Searcher(reader, embedder, 1.0, 0.0).search(query, k=8).hits] == dense_order[:8]
+    lexical_only = Searcher(reader, embedder, 0.0, 1.0).search(query, k=8).hits
+    assert [h.passage.row for h in lexical_only] == lexical_rows.tolist()[:8]
     # One hit per document: the best passage of each, in score order.
     grouped = searcher.search(query, k=6, per_document=True)
     assert len({h.passage.document_id for h in grouped.hits}) == 6

@@ -27,7 +27,9 @@ def search(
     if reader is None:
         fail(f"nothing is published in {config.data_dir}; run `moocsearch index build` first")
     try:
-        searcher = Searcher(reader, load_embedder(config.model, config.embed_batch_size))
+        searcher = Searcher(
+            reader, load_embedder(config.model, config.embed_batch_size), config.dense_weight, config.lexical_weight
+        )
     except (ModelMismatchError, UnknownModelError) as exc:
         fail(str(exc), code=2)
     result = searcher.search(query, k=k, per_document=group)
