@@ -32,12 +32,15 @@ CREATE TABLE IF NOT EXISTS documents (
     passage_count INTEGER NOT NULL DEFAULT 0,
     truncated INTEGER NOT NULL DEFAULT 0,
     warnings TEXT NOT NULL DEFAULT '[]',
+    fingerprint BLOB,
+    near_duplicate_of TEXT,
     chunker TEXT,
     extract_seconds REAL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS documents_status ON documents(status);
+CREATE INDEX IF NOT EXISTS documents_near_duplicate ON documents(near_duplicate_of);
 CREATE TABLE IF NOT EXISTS passages (
     id TEXT PRIMARY KEY,
     document_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
@@ -59,6 +62,14 @@ CREATE TABLE IF NOT EXISTS builds (
     report TEXT
 );
 """
+
+
+# Columns added after the first release: (name, definition); Catalog() adds the missing ones to old databases.
+_ADDED_COLUMNS = (
+    ("warnings", "TEXT NOT NULL DEFAULT '[]'"),
+    ("fingerprint", "BLOB"),
+    ("near_duplicate_of", "TEXT"),
+)
 
 
 def utc_now() -> str:
@@ -85,6 +96,7 @@ class Document:
     passage_count: int
     truncated: bool
     warnings: tuple[str, ...]
+    near_duplicate_of: str | None
     chunker: str | None
     extract_seconds: float | None
     created_at: str
@@ -111,6 +123,7 @@ def _document(row: sqlite3.Row) -> Document:
     values["metadata"] = parse_metadata(json.loads(values["metadata"]))
     values["truncated"] = bool(values["truncated"])
     values["warnings"] = tuple(json.loads(values["warnings"]))
+    values.pop("fingerprint", None)
     return Document(**values)
 
 
@@ -132,7 +145,17 @@ class Catalog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
         self._db.executescript(_SCHEMA)
+
+    def _migrate(self) -> None:
+        """Add columns that databases created by older versions lack."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(documents)")}
+        if not columns:
+            return
+        for name, definition in _ADDED_COLUMNS:
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE documents ADD COLUMN {name} {definition}")
 
     def close(self) -> None:
         """Close the connection."""
@@ -306,6 +329,26 @@ class Catalog:
                 ),
             ]
         )
+
+    def set_fingerprint(self, document_id: str, fingerprint: bytes, near_duplicate_of: str | None) -> None:
+        """Store a document's text fingerprint and the document it nearly duplicates, if any."""
+        self._write(
+            [
+                (
+                    "UPDATE documents SET fingerprint = ?, near_duplicate_of = ? WHERE id = ?",
+                    (fingerprint, near_duplicate_of, document_id),
+                )
+            ]
+        )
+
+    def fingerprints(self) -> list[tuple[str, bytes]]:
+        """(id, fingerprint) of indexed documents, oldest first."""
+        rows = self._query(
+            "SELECT id, fingerprint FROM documents WHERE status = ? AND fingerprint IS NOT NULL "
+            "ORDER BY created_at, id",
+            (INDEXED,),
+        )
+        return [(row[0], bytes(row[1])) for row in rows]
 
     def passages_of(self, document_id: str) -> list[Passage]:
         """A document's passages in reading order."""

@@ -53,7 +53,8 @@ CREATE TABLE documents (
     media_type TEXT,
     page_count INTEGER,
     language TEXT,
-    metadata TEXT NOT NULL
+    metadata TEXT NOT NULL,
+    near_duplicates TEXT NOT NULL
 );
 """
 
@@ -122,7 +123,7 @@ def write_passage_table(path: Path, passages: Iterable[tuple[Any, ...]], documen
     try:
         db.executescript(PASSAGE_SCHEMA)
         db.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", passages)
-        db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)", documents)
+        db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)", documents)
         db.commit()
     finally:
         db.close()

@@ -43,11 +43,12 @@ class PassageRecord:
     media_type: str | None
     document_language: str | None
     metadata: dict[str, Any]
+    near_duplicates: tuple[str, ...]
 
 
 _SELECT = (
     "SELECT p.row, p.passage_id, p.document_id, p.ordinal, p.page, p.heading, p.char_start, p.char_end, "
-    "p.language, p.text, d.title, d.filename, d.media_type, d.language, d.metadata "
+    "p.language, p.text, d.title, d.filename, d.media_type, d.language, d.metadata, d.near_duplicates "
     "FROM passages p JOIN documents d ON d.document_id = p.document_id"
 )
 
@@ -105,6 +106,7 @@ class GenerationReader:
                 media_type=r[12],
                 document_language=r[13],
                 metadata=json.loads(r[14]),
+                near_duplicates=tuple(json.loads(r[15])),
             )
         return out
 

@@ -23,8 +23,9 @@ from indexer.catalog import Catalog, Document, Passage
 from indexer.dense import EXACT_INNER_PRODUCT, build_dense_index, write_dense_index
 from indexer.embedcache import EmbeddingCache
 from indexer.embedding import Embedder, load_embedder
-from indexer.extract import ExtractionError, ExtractionLimits, extract_document
+from indexer.extract import Extraction, ExtractionError, ExtractionLimits, extract_document
 from indexer.extract.model import BROKEN_TEXT_ENCODING
+from indexer.fingerprint import duplicate_clusters, minhash, most_similar
 from indexer.generation import (
     DENSE_FILE,
     LEXICAL_DIR,
@@ -176,7 +177,16 @@ class Indexer:
             chunker=self.chunker_key,
             seconds=time.perf_counter() - started,
         )
+        self._link_near_duplicate(document.id, extraction)
         return None
+
+    def _link_near_duplicate(self, document_id: str, extraction: Extraction) -> None:
+        """Fingerprint the text and link the document to an indexed one it nearly duplicates."""
+        signature = minhash("\n".join(section.text for section in extraction.sections))
+        twin = most_similar(
+            signature, self.catalog.fingerprints(), self.settings.near_duplicate_threshold, exclude=document_id
+        )
+        self.catalog.set_fingerprint(document_id, signature.tobytes(), twin)
 
     def build(self, full: bool = False, progress: bool = False) -> BuildReport:
         """Extract what is pending, embed every passage (cached), write, verify and publish a new generation."""
@@ -214,9 +224,14 @@ class Indexer:
             self._extract_pending(report, full, progress)
         documents: list[Document] = []
         passages: list[tuple[Document, Passage]] = []
-        for document, document_passages in self.catalog.indexed_passages():
-            documents.append(document)
-            passages.extend((document, p) for p in document_passages)
+        indexed = list(self.catalog.indexed_passages())
+        # Near duplicates (a re-export, a new version) are indexed once: the newest of each group.
+        links = {d.id: d.near_duplicate_of for d, _ in indexed if d.near_duplicate_of}
+        clusters = duplicate_clusters(links, [d.id for d, _ in indexed])
+        for document, document_passages in indexed:
+            if document.id in clusters:
+                documents.append(document)
+                passages.extend((document, p) for p in document_passages)
         report.documents_indexed, report.passages = len(documents), len(passages)
         # Dense and lexical retrieval both see a passage with its context (title, headings).
         texts = [embedding_text(p.text, d.title, p.heading) for d, p in passages]
@@ -228,7 +243,7 @@ class Indexer:
             write_dense_index(build_dense_index(vectors), folder / DENSE_FILE)
             languages = [p.language or d.language for d, p in passages]
             LexicalIndex.build(list(zip(texts, languages, strict=True))).save(folder / LEXICAL_DIR)
-            write_passage_table(folder / PASSAGES_FILE, _passage_rows(passages), _document_rows(documents))
+            write_passage_table(folder / PASSAGES_FILE, _passage_rows(passages), _document_rows(documents, clusters))
             manifest = self._manifest(generation_id, len(passages), len(documents))
             manifest.parameters["languages"] = dict(Counter(language or "und" for language in languages))
             final = finish_generation(folder, manifest)
@@ -306,7 +321,7 @@ def _passage_rows(passages: list[tuple[Document, Passage]]) -> Iterator[tuple[An
         )
 
 
-def _document_rows(documents: list[Document]) -> Iterator[tuple[Any, ...]]:
+def _document_rows(documents: list[Document], clusters: dict[str, list[str]]) -> Iterator[tuple[Any, ...]]:
     for d in documents:
         yield (
             d.id,
@@ -316,4 +331,5 @@ def _document_rows(documents: list[Document]) -> Iterator[tuple[Any, ...]]:
             d.page_count,
             d.language,
             json.dumps(d.metadata.to_dict(), ensure_ascii=False),
+            json.dumps(clusters.get(d.id, [])),
         )

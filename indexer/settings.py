@@ -32,6 +32,9 @@ class IndexerSettings(BaseSettings):
     max_pages: int = Field(2000, ge=1)
     max_chars: int = Field(5_000_000, ge=1000, description="Extracted characters kept per document.")
     keep_generations: int = Field(3, ge=1, description="Published generations kept on disk.")
+    near_duplicate_threshold: float = Field(
+        0.8, gt=0, le=1, description="Estimated Jaccard similarity of word 5-grams above which documents are linked."
+    )
     cache_dir: Path | None = Field(None, description="Embedding cache folder (default: <data_dir>/cache).")
 
     @property

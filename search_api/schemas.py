@@ -38,6 +38,7 @@ class HitOut(BaseModel):
     page: int | None = Field(description="Page of a PDF, slide of a PPTX; null for unpaged formats.")
     heading: list[str]
     link: str = Field(description="The original, opened at the passage's page where the format allows.")
+    near_duplicates: list[str] = Field(description="Ids of near-duplicate documents (older versions) not shown.")
 
 
 class SearchOut(BaseModel):

@@ -53,6 +53,7 @@ def _hit_out(hit: Hit) -> HitOut:
         page=p.page,
         heading=list(p.heading),
         link=hit.link,
+        near_duplicates=list(p.near_duplicates),
     )
 
 

@@ -1,0 +1,89 @@
+"""Near-duplicate detection: MinHash signatures of a document's text and their estimated Jaccard similarity.
+
+Two documents whose word 5-gram sets overlap by more than the threshold (the same text re-exported, a lightly
+edited new version) are near duplicates. Scripts written without spaces (Chinese, Japanese, Thai) use character
+5-grams instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+
+SIGNATURE_SIZE = 128
+_SHINGLE = 5
+_MAX_SHINGLES = 200_000
+_WORD_RE = re.compile(r"\w+", re.UNICODE)
+_UNSPACED_RE = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+# Fixed odd multipliers and offsets: multiply-shift hashing, one permutation per signature slot.
+_RNG = np.random.default_rng(20261129)
+_MULTIPLIERS = _RNG.integers(1, 2**63, size=SIGNATURE_SIZE, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+_OFFSETS = _RNG.integers(0, 2**63, size=SIGNATURE_SIZE, dtype=np.uint64)
+
+
+def _shingles(text: str) -> set[str]:
+    text = text.lower()
+    if len(_UNSPACED_RE.findall(text[:5000])) > 0.3 * max(len(text[:5000].strip()), 1):
+        chars = "".join(text.split())
+        return {chars[i : i + _SHINGLE] for i in range(max(len(chars) - _SHINGLE + 1, 1))}
+    words = _WORD_RE.findall(text)
+    return {" ".join(words[i : i + _SHINGLE]) for i in range(max(len(words) - _SHINGLE + 1, 1))}
+
+
+def minhash(text: str) -> np.ndarray:
+    """A signature of SIGNATURE_SIZE uint32 values; equal slots estimate the Jaccard similarity of shingles."""
+    shingles = sorted(_shingles(text))[:_MAX_SHINGLES]
+    if not shingles or shingles == [""]:
+        return np.full(SIGNATURE_SIZE, np.iinfo(np.uint32).max, dtype=np.uint32)
+    hashes = np.array(
+        [int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little") for s in shingles],
+        dtype=np.uint64,
+    )
+    signature = np.empty(SIGNATURE_SIZE, dtype=np.uint32)
+    for start in range(0, SIGNATURE_SIZE, 16):
+        # uint64 arithmetic wraps modulo 2**64 by design; the high 32 bits are the permuted value.
+        permuted = hashes[None, :] * _MULTIPLIERS[start : start + 16, None] + _OFFSETS[start : start + 16, None]
+        signature[start : start + 16] = (permuted >> np.uint64(32)).min(axis=1).astype(np.uint32)
+    return signature
+
+
+def similarity(signature: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Estimated Jaccard similarity of one signature to each row of `others` (shape (n, SIGNATURE_SIZE))."""
+    if len(others) == 0:
+        return np.zeros(0, dtype=np.float32)
+    return (others == signature[None, :]).mean(axis=1).astype(np.float32)
+
+
+def most_similar(
+    signature: np.ndarray, candidates: list[tuple[str, bytes]], threshold: float, exclude: str
+) -> str | None:
+    """The id of the candidate most similar to `signature` at or above `threshold` (earliest on ties)."""
+    ids = [doc_id for doc_id, _ in candidates if doc_id != exclude]
+    if not ids:
+        return None
+    others = np.stack([np.frombuffer(blob, dtype=np.uint32) for doc_id, blob in candidates if doc_id != exclude])
+    scores = similarity(signature, others)
+    best = int(np.argmax(scores))
+    return ids[best] if scores[best] >= threshold else None
+
+
+def duplicate_clusters(links: dict[str, str], order: list[str]) -> dict[str, list[str]]:
+    """Group documents linked as near duplicates; each group is keyed by its newest member (last in `order`),
+    which is the one search shows, and lists the others (newest first)."""
+    parent = {doc_id: doc_id for doc_id in order}
+
+    def root(doc_id: str) -> str:
+        while parent[doc_id] != doc_id:
+            parent[doc_id] = parent[parent[doc_id]]
+            doc_id = parent[doc_id]
+        return doc_id
+
+    for doc_id, other in links.items():
+        if doc_id in parent and other in parent:
+            parent[root(doc_id)] = root(other)
+    groups: dict[str, list[str]] = {}
+    for doc_id in order:
+        groups.setdefault(root(doc_id), []).append(doc_id)
+    return {members[-1]: members[-2::-1] for members in groups.values()}
