@@ -30,6 +30,7 @@ from indexer.generation import (
     DENSE_FILE,
     LEXICAL_DIR,
     PASSAGES_FILE,
+    GenerationError,
     Manifest,
     finish_generation,
     generations_root,
@@ -200,6 +201,16 @@ class Indexer:
                 raise
             self.catalog.finish_build(build_id, "published", report.generation_id, report.to_dict())
             return report
+
+    def rollback(self, generation_id: str) -> Manifest:
+        """Publish an older (or any complete) generation again, after verifying it; waits for no build."""
+        with self._build_lock():
+            folder = generations_root(self.data_dir) / generation_id
+            if not generation_id or "/" in generation_id or not folder.is_dir():
+                raise GenerationError(f"no generation {generation_id!r}")
+            manifest = verify_generation(folder)
+            publish_generation(generations_root(self.data_dir), generation_id)
+            return manifest
 
     @contextmanager
     def _build_lock(self) -> Iterator[None]:

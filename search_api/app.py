@@ -28,6 +28,8 @@ def create_app(settings: ApiSettings, embedder: Embedder | None = None) -> FastA
         model.embed_queries(["warm up"])
         service = SearchService(settings, model)
         service.load_published()
+        if settings.reload_interval_seconds > 0:
+            service.watch(settings.reload_interval_seconds)
         app.state.service = service
         try:
             yield

@@ -27,20 +27,38 @@ class SearchService:
         self.store = OriginalsStore(settings.data_dir / "originals")
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._refused: str | None = None
         self.problem: str | None = None
 
     def close(self) -> None:
-        """Release the generation and the catalog."""
-        if self._searcher is not None:
-            self._searcher.reader.close()
+        """Stop watching and release the catalog; the generation is released with the last reference."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
         self.catalog.close()
+
+    def watch(self, interval: float) -> None:
+        """Check the published pointer every `interval` seconds in a background thread and switch to a new
+        generation between requests (requests in flight keep the searcher they started with)."""
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.load_published()
+                except Exception:  # the watcher must survive anything a broken generation throws
+                    logger.exception("checking for a new generation failed")
+
+        self._watcher = threading.Thread(target=loop, name="generation-watcher", daemon=True)
+        self._watcher.start()
 
     def load_published(self) -> None:
         """Open the published generation if it differs from the one in use; keep the old one on failure."""
         root = generations_root(self.settings.data_dir)
         generation_id = published_generation_id(root)
         current = self._searcher.generation_id if self._searcher else None
-        if generation_id is None or generation_id == current:
+        if generation_id is None or generation_id in (current, self._refused):
             return
         try:
             searcher = Searcher(
@@ -51,10 +69,11 @@ class SearchService:
             )
         except (GenerationError, ModelMismatchError, OSError, RuntimeError) as exc:
             self.problem = f"generation {generation_id} refused: {exc}"
+            self._refused = generation_id
             logger.error("%s; still serving %s", self.problem, current)
             return
         with self._lock:
-            self._searcher, self.problem = searcher, None
+            self._searcher, self.problem, self._refused = searcher, None, None
         logger.info("serving generation %s (%d passages)", generation_id, searcher.reader.manifest.passage_count)
 
     @property

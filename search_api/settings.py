@@ -22,6 +22,9 @@ class ApiSettings(IndexerSettings):
     default_k: int = Field(10, ge=1)
     max_offset: int = Field(1000, ge=0)
     cors_origins: list[str] = Field(default_factory=list)
+    reload_interval_seconds: float = Field(
+        2.0, ge=0, description="How often the service looks for a newly published generation (0: never)."
+    )
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in rank fusion (0: off).")
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in rank fusion (0: off).")
 

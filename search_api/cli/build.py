@@ -7,6 +7,13 @@ from typing import Annotated
 import typer
 
 from indexer.embedding import UnknownModelError, load_embedder
+from indexer.generation import (
+    GenerationError,
+    generations_root,
+    list_generations,
+    published_generation_id,
+    read_manifest,
+)
 from indexer.pipeline import BuildAlreadyRunning, BuildReport, Indexer
 from search_api.cli.common import JsonOpt, emit, fail, index_app, settings
 from search_api.settings import ApiSettings
@@ -47,3 +54,60 @@ def index_build(
     """Extract pending documents, embed new passages and publish a new index generation."""
     report = run_build(settings(), full=full, progress=not as_json)
     emit(report.to_dict()) if as_json else print_build_report(report)
+
+
+@index_app.command("list")
+def index_list(as_json: JsonOpt = False) -> None:
+    """Generations on disk, newest first; the published one is marked."""
+    root = generations_root(settings().data_dir)
+    published = published_generation_id(root)
+    rows = []
+    for generation_id in reversed(list_generations(root)):
+        try:
+            manifest = read_manifest(root / generation_id)
+        except GenerationError as exc:
+            rows.append({"generation": generation_id, "published": generation_id == published, "error": str(exc)})
+            continue
+        rows.append(
+            {
+                "generation": generation_id,
+                "published": generation_id == published,
+                "created_at": manifest.created_at,
+                "documents": manifest.document_count,
+                "passages": manifest.passage_count,
+                "model": manifest.model_id,
+                "index_type": manifest.index_type,
+            }
+        )
+    if as_json:
+        emit(rows)
+        return
+    for row in rows:
+        mark = "*" if row["published"] else " "
+        details = row.get("error") or (
+            f"{row['created_at']}  {row['documents']} documents, {row['passages']} passages, {row['model']}"
+        )
+        typer.echo(f"{mark} {row['generation']}  {details}")
+    if not rows:
+        typer.echo("no generations yet; run `moocsearch index build`")
+
+
+@index_app.command("rollback")
+def index_rollback(
+    generation: Annotated[str, typer.Argument(help="The generation to serve again (see `index list`).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Publish an earlier generation again; running services switch to it at their next reload."""
+    indexer = Indexer(settings())
+    try:
+        manifest = indexer.rollback(generation)
+    except GenerationError as exc:
+        fail(str(exc))
+    except BuildAlreadyRunning as exc:
+        fail(str(exc), code=3)
+    finally:
+        indexer.close()
+    if as_json:
+        emit({"published": manifest.generation_id})
+    else:
+        typer.echo(f"published {manifest.generation_id} ({manifest.passage_count} passages)")
