@@ -34,11 +34,27 @@ def read_dense_index(path: Path) -> Any:
     return faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
 
 
-def search_dense(index: Any, query_vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (scores, rows) per query; rows are -1 where the index has fewer than k vectors."""
-    k = max(1, min(k, int(index.ntotal))) if index.ntotal else 1
-    if index.ntotal == 0:
-        n = len(query_vectors)
+def search_dense(
+    index: Any, query_vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (scores, rows) per query; rows are -1 where fewer than k vectors qualify.
+
+    `allowed` (a boolean mask over rows) restricts the search inside FAISS, so a filter that matches few
+    passages still gets its k best, not what is left of an unfiltered top k.
+    """
+    import faiss
+
+    n = len(query_vectors)
+    if index.ntotal == 0 or (allowed is not None and not allowed.any()):
         return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
-    scores, rows = index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k)
+    k = max(1, min(k, int(index.ntotal)))
+    queries = np.ascontiguousarray(query_vectors, dtype=np.float32)
+    if allowed is None:
+        scores, rows = index.search(queries, k)
+        return scores, rows
+    bitmap = np.packbits(allowed.astype(bool), bitorder="little")
+    selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+    params = faiss.SearchParameters()
+    params.sel = selector
+    scores, rows = index.search(queries, k, params=params)
     return scores, rows

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from indexer.dense import read_dense_index
 from indexer.generation import (
     DENSE_FILE,
@@ -46,6 +48,21 @@ class PassageRecord:
     near_duplicates: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class DocumentInfo:
+    """The fields of a document that searches filter and group on."""
+
+    id: str
+    title: str | None
+    language: str | None
+    member: str | None
+    resource_type: str | None
+    year: int | None
+    tags: tuple[str, ...]
+    visibility: str
+    translation_group: str | None
+
+
 _SELECT = (
     "SELECT p.row, p.passage_id, p.document_id, p.ordinal, p.page, p.heading, p.char_start, p.char_end, "
     "p.language, p.text, d.title, d.filename, d.media_type, d.language, d.metadata, d.near_duplicates "
@@ -70,6 +87,34 @@ class GenerationReader:
         uri = f"file:{folder / PASSAGES_FILE}?mode=ro&immutable=1"
         self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self._lock = threading.Lock()
+        self.documents, self.row_document = self._load_document_table()
+
+    def _load_document_table(self) -> tuple[list[DocumentInfo], np.ndarray]:
+        """Every document's filterable fields, and for every row the position of its document in that list."""
+        documents: list[DocumentInfo] = []
+        position: dict[str, int] = {}
+        for doc_id, title, language, metadata_json in self._db.execute(
+            "SELECT document_id, title, language, metadata FROM documents ORDER BY document_id"
+        ):
+            metadata = json.loads(metadata_json)
+            position[doc_id] = len(documents)
+            documents.append(
+                DocumentInfo(
+                    id=doc_id,
+                    title=title,
+                    language=language,
+                    member=metadata.get("member"),
+                    resource_type=metadata.get("resource_type"),
+                    year=metadata.get("year"),
+                    tags=tuple(metadata.get("tags") or ()),
+                    visibility=metadata.get("visibility") or "public",
+                    translation_group=metadata.get("translation_group"),
+                )
+            )
+        row_document = np.zeros(self.manifest.passage_count, dtype=np.int32)
+        for row, doc_id in self._db.execute("SELECT row, document_id FROM passages"):
+            row_document[row] = position[doc_id]
+        return documents, row_document
 
     @property
     def generation_id(self) -> str:

@@ -118,8 +118,10 @@ class LexicalIndex:
         retriever = bm25s.BM25.load(str(folder), mmap=True, show_progress=False) if size else None
         return cls(retriever, size)
 
-    def search(self, query: str, language: str | None, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, rows) for a query, only rows with a positive score."""
+    def search(
+        self, query: str, language: str | None, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, rows) for a query, only rows with a positive score (and in `allowed`, if given)."""
         tokens = tokenize(query, language)
         if not tokens or not self.size or self._retriever is None:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
@@ -127,6 +129,9 @@ class LexicalIndex:
         known = [t for t in tokens if t in vocabulary]
         if not known:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        rows, scores = self._retriever.retrieve([known], k=min(k, self.size), show_progress=False, n_threads=1)
+        mask = None if allowed is None else allowed.astype(np.float32)
+        rows, scores = self._retriever.retrieve(
+            [known], k=min(k, self.size), show_progress=False, n_threads=1, weight_mask=mask
+        )
         keep = scores[0] > 0
         return scores[0][keep].astype(np.float32), rows[0][keep].astype(np.int64)

@@ -7,6 +7,20 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 
+class FiltersIn(BaseModel):
+    """Which documents to search. Values within a field are alternatives; fields combine."""
+
+    member: list[str] = Field(default_factory=list, examples=[["Tsinghua University"]])
+    language: list[str] = Field(default_factory=list, description="ISO 639-1 codes.", examples=[["en", "zh"]])
+    resource_type: list[str] = Field(
+        default_factory=list,
+        description="practice_report, teaching_resource, syllabus, slides, dataset or other.",
+    )
+    tag: list[str] = Field(default_factory=list, description="Documents with any of these tags.")
+    year_from: int | None = Field(None, ge=1900, le=2100)
+    year_to: int | None = Field(None, ge=1900, le=2100)
+
+
 class SearchRequest(BaseModel):
     """A search with a JSON body (the same parameters as GET /search)."""
 
@@ -18,6 +32,7 @@ class SearchRequest(BaseModel):
     k: int | None = Field(None, ge=1, description="Number of hits (default 10, at most the configured maximum).")
     offset: int = Field(0, ge=0, description="Hits to skip, for paging.")
     group: Literal["passage", "document"] = Field("passage", description="'document': best passage per document.")
+    filters: FiltersIn = Field(default_factory=lambda: FiltersIn())
 
 
 class HitOut(BaseModel):

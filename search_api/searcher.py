@@ -9,6 +9,7 @@ from indexer.dense import search_dense
 from indexer.embedding import Embedder
 from indexer.generation_reader import GenerationReader, PassageRecord
 from indexer.language import guess_query_language
+from search_api.filters import SearchFilters
 from search_api.fusion import reciprocal_rank_fusion
 
 PDF = "application/pdf"
@@ -67,12 +68,21 @@ class Searcher:
         """The generation every answer of this searcher comes from."""
         return self.reader.generation_id
 
-    def search(self, query: str, k: int = 10, offset: int = 0, per_document: bool = False) -> SearchResult:
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        offset: int = 0,
+        per_document: bool = False,
+        filters: SearchFilters | None = None,
+    ) -> SearchResult:
         """The hits ranked `offset+1 .. offset+k`: dense and BM25 candidates fused by reciprocal rank.
 
-        With `per_document`, only each document's best passage is kept.
+        With `per_document`, only each document's best passage is kept. `filters` apply inside both
+        retrievers, so a narrow filter still gets full pages of results.
         """
         timings: dict[str, float] = {}
+        allowed = (filters or SearchFilters()).row_mask(self.reader.documents, self.reader.row_document)
         wanted = offset + k
         # Fusion and grouping both need candidates beyond the page: look further down each list.
         depth = max(wanted * 8 + 50, 100) if per_document else max(wanted * 2, 100)
@@ -83,13 +93,13 @@ class Searcher:
             query_vector = self.embedder.embed_queries([query])
             timings["embed"] = time.perf_counter() - started
             started = time.perf_counter()
-            _, dense_rows = search_dense(self.reader.index, query_vector, depth)
+            _, dense_rows = search_dense(self.reader.index, query_vector, depth, allowed)
             rankings.append((dense_weight, [int(r) for r in dense_rows[0] if r >= 0]))
             timings["dense"] = time.perf_counter() - started
         if lexical_weight > 0:
             started = time.perf_counter()
             language = guess_query_language(query, self.corpus_languages)
-            _, lexical_rows = self.reader.lexical.search(query, language, depth)
+            _, lexical_rows = self.reader.lexical.search(query, language, depth, allowed)
             rankings.append((lexical_weight, lexical_rows.tolist()))
             timings["lexical"] = time.perf_counter() - started
         ranked = reciprocal_rank_fusion(rankings)

@@ -120,6 +120,8 @@ def _document_dict(d: Document) -> dict[str, Any]:
         "passages": d.passage_count,
         "truncated": d.truncated,
         "warnings": list(d.warnings),
+        "empty_pages": list(d.empty_pages),
+        "ocr_pages": list(d.ocr_pages),
         "extract_seconds": d.extract_seconds,
         "size_bytes": d.size_bytes,
         "sha256": d.sha256,
