@@ -64,24 +64,36 @@ def _jieba() -> Any:
     return jieba
 
 
-def _bigrams(run: str) -> list[str]:
-    return [run] if len(run) < 2 else [run[i : i + 2] for i in range(len(run) - 1)]
+def _bigrams(run: str, start: int) -> list[tuple[int, int, str]]:
+    if len(run) < 2:
+        return [(start, start + len(run), run)]
+    return [(start + i, start + i + 2, run[i : i + 2]) for i in range(len(run) - 1)]
+
+
+def term_spans(text: str, language: str | None = None) -> list[tuple[int, int, str]]:
+    """Index terms of `text` with their character spans in it: (start, end, term).
+
+    `language` (ISO 639-1) picks the stemmer and stop words for words of spaced scripts.
+    """
+    stop = _stopwords(language) if language else frozenset()
+    stemmer = _stemmer(language) if language in _SNOWBALL else None
+    spans: list[tuple[int, int, str]] = []
+    for match in _RUN_RE.finditer(text):
+        run = unicodedata.normalize("NFKC", match.group()).lower()
+        start = match.start()
+        if match.group(1):
+            pieces = _jieba().tokenize(match.group(1), mode="search")
+            spans.extend((start + b, start + e, w) for w, b, e in pieces if w.strip())
+        elif match.group(2) or match.group(3):
+            spans.extend(_bigrams(run, start) if len(run) == len(match.group()) else [(start, match.end(), run)])
+        elif (run not in stop and not run.isdigit()) or (len(run) <= 4 and run.isdigit()):
+            spans.append((start, match.end(), stemmer.stemWord(run) if stemmer else run))
+    return spans
 
 
 def tokenize(text: str, language: str | None = None) -> list[str]:
-    """Index terms of `text`; `language` (ISO 639-1) picks the stemmer and stop words for spaced scripts."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    stop = _stopwords(language) if language else frozenset()
-    stemmer = _stemmer(language) if language in _SNOWBALL else None
-    tokens: list[str] = []
-    for han, kana, thai, word in _RUN_RE.findall(text):
-        if han:
-            tokens.extend(t for t in _jieba().cut_for_search(han) if t.strip())
-        elif kana or thai:
-            tokens.extend(_bigrams(kana or thai))
-        elif (word not in stop and not word.isdigit()) or (len(word) <= 4 and word.isdigit()):
-            tokens.append(stemmer.stemWord(word) if stemmer else word)
-    return tokens
+    """Index terms of `text` (see term_spans), in order."""
+    return [term for _, _, term in term_spans(text, language)]
 
 
 class LexicalIndex:

@@ -17,8 +17,8 @@ class FiltersIn(BaseModel):
         description="practice_report, teaching_resource, syllabus, slides, dataset or other.",
     )
     tag: list[str] = Field(default_factory=list, description="Documents with any of these tags.")
-    year_from: int | None = Field(None, ge=1900, le=2100)
-    year_to: int | None = Field(None, ge=1900, le=2100)
+    year_from: int | None = Field(default=None, ge=1900, le=2100)
+    year_to: int | None = Field(default=None, ge=1900, le=2100)
 
 
 class SearchRequest(BaseModel):
@@ -39,9 +39,11 @@ class HitOut(BaseModel):
     """A ranked passage with its citation."""
 
     rank: int
-    score: float
+    score: float = Field(description="Fused relevance (reciprocal rank fusion of dense and BM25); higher is better.")
     passage_id: str
     text: str
+    snippet: str = Field(description="HTML-escaped excerpt with <mark> around the query's terms.")
+    highlights: list[tuple[int, int]] = Field(description="Character spans of the query's terms in `text`.")
     document_id: str
     title: str | None
     member: str | None
@@ -64,6 +66,7 @@ class SearchOut(BaseModel):
     k: int
     offset: int
     group: str
+    query_language: str | None = Field(description="The language the query was read as (stemming, snippets).")
     hits: list[HitOut]
     took_ms: float
 

@@ -44,6 +44,7 @@ class SearchResult:
     hits: list[Hit]
     total_candidates: int
     seconds: dict[str, float] = field(default_factory=dict)
+    query_language: str | None = None
 
 
 class Searcher:
@@ -96,9 +97,9 @@ class Searcher:
             _, dense_rows = search_dense(self.reader.index, query_vector, depth, allowed)
             rankings.append((dense_weight, [int(r) for r in dense_rows[0] if r >= 0]))
             timings["dense"] = time.perf_counter() - started
+        language = guess_query_language(query, self.corpus_languages)
         if lexical_weight > 0:
             started = time.perf_counter()
-            language = guess_query_language(query, self.corpus_languages)
             _, lexical_rows = self.reader.lexical.search(query, language, depth, allowed)
             rankings.append((lexical_weight, lexical_rows.tolist()))
             timings["lexical"] = time.perf_counter() - started
@@ -114,7 +115,8 @@ class Searcher:
             for i, (row, score) in enumerate(page)
             if row in records
         ]
-        return SearchResult(self.generation_id, hits, len(ranked), {k: round(v, 6) for k, v in timings.items()})
+        seconds = {name: round(value, 6) for name, value in timings.items()}
+        return SearchResult(self.generation_id, hits, len(ranked), seconds, language)
 
     def _best_per_document(self, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
         records = self.reader.passages([row for row, _ in ranked])

@@ -176,3 +176,11 @@ def test_settings_refuse_turning_off_every_retriever(tmp_path) -> None:
 
     with pytest.raises(ValidationError, match="cannot both be 0"):
         ApiSettings(data_dir=tmp_path, dense_weight=0, lexical_weight=0)
+
+
+def test_hits_carry_a_marked_snippet_and_highlight_offsets(client: TestClient) -> None:
+    body = client.get("/search", params={"q": "calibrated rubrics", "k": 1}).json()
+    hit = body["hits"][0]
+    assert body["query_language"] == "en"
+    assert "<mark>calibrated</mark> <mark>rubrics</mark>" in hit["snippet"]
+    assert [hit["text"][s:e] for s, e in hit["highlights"]] == ["calibrated", "rubrics"]

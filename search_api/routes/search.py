@@ -15,6 +15,7 @@ from search_api.filters import SearchFilters
 from search_api.schemas import ErrorOut, FiltersIn, HitOut, SearchOut, SearchRequest
 from search_api.searcher import Hit
 from search_api.settings import ApiSettings
+from search_api.snippets import make_snippet, query_terms
 
 router = APIRouter(tags=["search"])
 _LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
@@ -59,13 +60,16 @@ def _filters(body: FiltersIn) -> SearchFilters:
     )
 
 
-def _hit_out(hit: Hit) -> HitOut:
+def _hit_out(hit: Hit, query: str, query_language: str | None) -> HitOut:
     p = hit.passage
+    snippet = make_snippet(p.text, query_terms(query, {query_language, p.language}), p.language)
     return HitOut(
         rank=hit.rank,
         score=round(hit.score, 6),
         passage_id=p.passage_id,
         text=p.text,
+        snippet=snippet.html,
+        highlights=list(snippet.highlights),
         document_id=p.document_id,
         title=p.title,
         member=p.metadata.get("member"),
@@ -95,7 +99,8 @@ def run_search(service: ServiceDep, settings: ApiSettings, body: SearchRequest) 
         k=k,
         offset=body.offset,
         group=body.group,
-        hits=[_hit_out(h) for h in result.hits],
+        query_language=result.query_language,
+        hits=[_hit_out(h, query, result.query_language) for h in result.hits],
         took_ms=round((time.perf_counter() - started) * 1000, 2),
     )
 
