@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS documents (
     passage_count INTEGER NOT NULL DEFAULT 0,
     truncated INTEGER NOT NULL DEFAULT 0,
     warnings TEXT NOT NULL DEFAULT '[]',
+    empty_pages TEXT NOT NULL DEFAULT '[]',
+    ocr_pages TEXT NOT NULL DEFAULT '[]',
     fingerprint BLOB,
     near_duplicate_of TEXT,
     chunker TEXT,
@@ -69,6 +71,8 @@ _ADDED_COLUMNS = (
     ("warnings", "TEXT NOT NULL DEFAULT '[]'"),
     ("fingerprint", "BLOB"),
     ("near_duplicate_of", "TEXT"),
+    ("empty_pages", "TEXT NOT NULL DEFAULT '[]'"),
+    ("ocr_pages", "TEXT NOT NULL DEFAULT '[]'"),
 )
 
 
@@ -96,6 +100,8 @@ class Document:
     passage_count: int
     truncated: bool
     warnings: tuple[str, ...]
+    empty_pages: tuple[int, ...]  # pages that gave no text (no text layer, no legible OCR)
+    ocr_pages: tuple[int, ...]  # pages whose text was read by OCR
     near_duplicate_of: str | None
     chunker: str | None
     extract_seconds: float | None
@@ -123,6 +129,8 @@ def _document(row: sqlite3.Row) -> Document:
     values["metadata"] = parse_metadata(json.loads(values["metadata"]))
     values["truncated"] = bool(values["truncated"])
     values["warnings"] = tuple(json.loads(values["warnings"]))
+    values["empty_pages"] = tuple(json.loads(values["empty_pages"]))
+    values["ocr_pages"] = tuple(json.loads(values["ocr_pages"]))
     values.pop("fingerprint", None)
     return Document(**values)
 
@@ -251,6 +259,8 @@ class Catalog:
         page_count: int | None,
         truncated: bool,
         warnings: Sequence[str] = (),
+        empty_pages: Sequence[int] = (),
+        ocr_pages: Sequence[int] = (),
         chunker: str,
         seconds: float,
     ) -> None:
@@ -277,8 +287,8 @@ class Catalog:
         statements.append(
             (
                 "UPDATE documents SET status = ?, reason = NULL, message = NULL, media_type = ?, title = ?, "
-                "language = ?, page_count = ?, passage_count = ?, truncated = ?, warnings = ?, chunker = ?, "
-                "extract_seconds = ?, updated_at = ? WHERE id = ?",
+                "language = ?, page_count = ?, passage_count = ?, truncated = ?, warnings = ?, empty_pages = ?, "
+                "ocr_pages = ?, chunker = ?, extract_seconds = ?, updated_at = ? WHERE id = ?",
                 (
                     INDEXED,
                     media_type,
@@ -288,6 +298,8 @@ class Catalog:
                     len(passages),
                     int(truncated),
                     json.dumps(list(warnings)),
+                    json.dumps(list(empty_pages)),
+                    json.dumps(list(ocr_pages)),
                     chunker,
                     seconds,
                     utc_now(),
@@ -313,8 +325,8 @@ class Catalog:
                 ("DELETE FROM passages WHERE document_id = ?", (document_id,)),
                 (
                     "UPDATE documents SET status = ?, reason = ?, message = ?, media_type = COALESCE(?, media_type), "
-                    "page_count = COALESCE(?, page_count), warnings = ?, passage_count = 0, extract_seconds = ?, "
-                    "updated_at = ? WHERE id = ?",
+                    "page_count = COALESCE(?, page_count), warnings = ?, empty_pages = '[]', ocr_pages = '[]', "
+                    "passage_count = 0, extract_seconds = ?, updated_at = ? WHERE id = ?",
                     (
                         FAILED,
                         reason,

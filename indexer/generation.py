@@ -3,7 +3,7 @@
 A generation is an immutable folder `<data_dir>/generations/<id>/` holding
 - `manifest.json`: format version, model id/version/dimension, counts, index type, parameters, the catalog
   state it was built from, and the sha256 of every other file;
-- `dense.faiss`: the vectors (row i = passage row i);
+- `dense.faiss`, `dense-1.faiss`, ...: the vectors of each encoder listed in the manifest (row i = passage i);
 - `passages.sqlite3`: the passage table (row -> text, provenance) and the documents it cites;
 - `lexical/`: the BM25 index over the same rows.
 The published generation is named by the pointer file `<data_dir>/generations/CURRENT`, replaced atomically.
@@ -76,6 +76,7 @@ class Manifest:
     document_count: int
     index_type: str
     files: dict[str, str] = field(default_factory=dict)
+    encoders: list[dict[str, Any]] = field(default_factory=list)
     catalog_state: dict[str, Any] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -89,6 +90,11 @@ class Manifest:
             return cls(**data)
         except TypeError as exc:
             raise GenerationError(f"malformed manifest: {exc}") from exc
+
+
+def dense_file(position: int) -> str:
+    """The dense index file of the encoder at `position` in the manifest's list (0: the primary encoder)."""
+    return DENSE_FILE if position == 0 else f"dense-{position}.faiss"
 
 
 def file_sha256(path: Path) -> str:

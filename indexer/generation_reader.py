@@ -49,6 +49,15 @@ class PassageRecord:
 
 
 @dataclass(frozen=True)
+class DenseIndex:
+    """One encoder's vectors: the model that made them and the languages it was trained for (None: any)."""
+
+    model_id: str
+    index: Any
+    languages: frozenset[str] | None
+
+
+@dataclass(frozen=True)
 class DocumentInfo:
     """The fields of a document that searches filter and group on."""
 
@@ -76,21 +85,31 @@ class GenerationReader:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.manifest: Manifest = verify_generation(folder)
-        self.index = read_dense_index(folder / DENSE_FILE)
-        if self.index.ntotal != self.manifest.passage_count:
-            raise GenerationError(
-                f"{folder.name}: index holds {self.index.ntotal} vectors, manifest says {self.manifest.passage_count}"
-            )
+        encoders = self.manifest.encoders or [
+            {"model_id": self.manifest.model_id, "dimension": self.manifest.dimension, "file": DENSE_FILE}
+        ]
+        self.dense: list[DenseIndex] = []
+        for encoder in encoders:
+            index = read_dense_index(folder / encoder["file"])
+            if index.ntotal != self.manifest.passage_count or index.d != encoder["dimension"]:
+                raise GenerationError(
+                    f"{folder.name}: {encoder['file']} holds {index.ntotal} vectors of {index.d} dimensions, "
+                    f"the manifest says {self.manifest.passage_count} of {encoder['dimension']}"
+                )
+            languages = encoder.get("languages")
+            self.dense.append(DenseIndex(encoder["model_id"], index, frozenset(languages) if languages else None))
+        self.index = self.dense[0].index
         self.lexical = LexicalIndex.load(folder / LEXICAL_DIR)
         if self.lexical.size != self.manifest.passage_count:
             raise GenerationError(f"{folder.name}: lexical index holds {self.lexical.size} passages")
         uri = f"file:{folder / PASSAGES_FILE}?mode=ro&immutable=1"
         self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self._lock = threading.Lock()
-        self.documents, self.row_document = self._load_document_table()
+        self.documents, self.row_document, self.row_language = self._load_document_table()
 
-    def _load_document_table(self) -> tuple[list[DocumentInfo], np.ndarray]:
-        """Every document's filterable fields, and for every row the position of its document in that list."""
+    def _load_document_table(self) -> tuple[list[DocumentInfo], np.ndarray, np.ndarray]:
+        """Every document's filterable fields; for every row the position of its document in that list and
+        the passage's language (ISO 639-1, '' when unknown)."""
         documents: list[DocumentInfo] = []
         position: dict[str, int] = {}
         for doc_id, title, language, metadata_json in self._db.execute(
@@ -112,9 +131,11 @@ class GenerationReader:
                 )
             )
         row_document = np.zeros(self.manifest.passage_count, dtype=np.int32)
-        for row, doc_id in self._db.execute("SELECT row, document_id FROM passages"):
+        row_language = np.zeros(self.manifest.passage_count, dtype="U3")
+        for row, doc_id, language in self._db.execute("SELECT row, document_id, language FROM passages"):
             row_document[row] = position[doc_id]
-        return documents, row_document
+            row_language[row] = language or documents[position[doc_id]].language or ""
+        return documents, row_document, row_language
 
     @property
     def generation_id(self) -> str:

@@ -9,9 +9,10 @@ import fcntl
 import json
 import logging
 import os
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -22,16 +23,16 @@ from tqdm import tqdm
 from indexer.catalog import Catalog, Document, Passage
 from indexer.dense import EXACT_INNER_PRODUCT, build_dense_index, write_dense_index
 from indexer.embedcache import EmbeddingCache
-from indexer.embedding import Embedder, load_embedder
-from indexer.extract import Extraction, ExtractionError, ExtractionLimits, extract_document
+from indexer.embedding import Embedder, load_embedder, load_embedders
+from indexer.extract import Extraction, ExtractionError, ExtractionLimits
 from indexer.extract.model import BROKEN_TEXT_ENCODING
 from indexer.fingerprint import duplicate_clusters, minhash, most_similar
 from indexer.generation import (
-    DENSE_FILE,
     LEXICAL_DIR,
     PASSAGES_FILE,
     GenerationError,
     Manifest,
+    dense_file,
     finish_generation,
     generations_root,
     new_generation_id,
@@ -45,6 +46,7 @@ from indexer.ingest import IngestResult, ingest_bytes
 from indexer.lexical import BM25_B, BM25_K1, LexicalIndex
 from indexer.metadata import DocumentMetadata
 from indexer.passages import CHUNKER_VERSION, cut_passages, dominant_language, embedding_text, infer_title
+from indexer.sandbox import ExtractionSandbox, SandboxLimits
 from indexer.settings import IndexerSettings
 from indexer.store import OriginalsStore
 
@@ -94,13 +96,21 @@ def _stage(report: BuildReport, name: str) -> Iterator[None]:
 class Indexer:
     """The write side of one data directory."""
 
-    def __init__(self, settings: IndexerSettings, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        settings: IndexerSettings,
+        embedder: Embedder | None = None,
+        extra_embedders: Sequence[Embedder] | None = None,
+    ) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = OriginalsStore(self.data_dir / "originals")
         self.catalog = Catalog(self.data_dir / "catalog.sqlite3")
         self._embedder = embedder
+        self._extra_embedders = list(extra_embedders) if extra_embedders is not None else None
+        self._sandbox: ExtractionSandbox | None = None
+        self._sandbox_lock = threading.Lock()
 
     @property
     def embedder(self) -> Embedder:
@@ -109,8 +119,52 @@ class Indexer:
             self._embedder = load_embedder(self.settings.model, self.settings.embed_batch_size)
         return self._embedder
 
+    @property
+    def embedders(self) -> list[Embedder]:
+        """Every encoder a generation gets a dense index for: the primary one first, then the multilingual one."""
+        if self._extra_embedders is None:
+            extra = self.settings.multilingual_model
+            self._extra_embedders = load_embedders(extra, None, self.settings.embed_batch_size) if extra else []
+        return [self.embedder, *(e for e in self._extra_embedders if e.model_id != self.embedder.model_id)]
+
+    @property
+    def sandbox(self) -> ExtractionSandbox:
+        """The worker processes that extract documents under the configured limits, started on first use."""
+        with self._sandbox_lock:
+            if self._sandbox is None:
+                limits = SandboxLimits(
+                    timeout_seconds=self.settings.extract_timeout_seconds,
+                    cpu_seconds=self.settings.extract_cpu_seconds,
+                    memory_mb=self.settings.extract_memory_mb,
+                )
+                self._sandbox = ExtractionSandbox(limits, workers=self.settings.extract_workers)
+            return self._sandbox
+
+    @property
+    def extraction_limits(self) -> ExtractionLimits:
+        """What an extractor may read of one document, from the settings."""
+        return ExtractionLimits(
+            max_pages=self.settings.max_pages,
+            max_chars=self.settings.max_chars,
+            ocr=self.settings.ocr,
+            ocr_languages=self.settings.ocr_languages,
+            ocr_max_pages=self.settings.ocr_max_pages,
+            archive_max_members=self.settings.archive_max_members,
+            archive_max_ratio=self.settings.archive_max_ratio,
+            archive_max_expanded_bytes=self.settings.archive_max_expanded_mb << 20,
+        )
+
+    def close_sandbox(self) -> None:
+        """Stop the extraction workers (they hold the memory of the largest document they read); they restart
+        on the next extraction."""
+        with self._sandbox_lock:
+            sandbox, self._sandbox = self._sandbox, None
+        if sandbox is not None:
+            sandbox.close()
+
     def close(self) -> None:
-        """Close the catalog."""
+        """Stop the extraction workers and close the catalog."""
+        self.close_sandbox()
         self.catalog.close()
 
     def ingest(self, data: bytes, filename: str, metadata: DocumentMetadata | None = None) -> IngestResult:
@@ -130,11 +184,12 @@ class Indexer:
         return f"{self.embedder.model_id}:{self.passage_budget}:v{CHUNKER_VERSION}"
 
     def extract(self, document: Document) -> Failure | None:
-        """Extract and cut one document, recording the outcome in the catalog; never raises for bad input."""
+        """Extract one document in the sandbox and cut it, recording the outcome in the catalog; never raises for
+        bad input (a parser that spins, balloons or crashes costs this document only)."""
         started = time.perf_counter()
-        limits = ExtractionLimits(max_pages=self.settings.max_pages, max_chars=self.settings.max_chars)
+        limits = self.extraction_limits
         try:
-            extraction = extract_document(self.store.read(document.sha256), document.filename, limits)
+            extraction = self.sandbox.extract(self.store.read(document.sha256), document.filename, limits)
         except ExtractionError as exc:
             self.catalog.record_failure(document.id, exc.reason, exc.message, time.perf_counter() - started)
             return Failure(document.id, document.filename, exc.reason, exc.message)
@@ -143,6 +198,10 @@ class Indexer:
             message = f"{type(exc).__name__}: {exc}"
             self.catalog.record_failure(document.id, "unreadable", message, time.perf_counter() - started)
             return Failure(document.id, document.filename, "unreadable", message)
+        return self._record(document, extraction, started)
+
+    def _record(self, document: Document, extraction: Extraction, started: float) -> Failure | None:
+        """Cut an extraction into passages and record them in the catalog (or the failure of a broken text layer)."""
         if BROKEN_TEXT_ENCODING in extraction.warnings:
             message = "the text layer maps glyphs to the wrong characters (broken ToUnicode map); re-export or OCR it"
             self.catalog.record_failure(
@@ -175,6 +234,8 @@ class Indexer:
             page_count=extraction.page_count,
             truncated=extraction.truncated,
             warnings=extraction.warnings,
+            empty_pages=extraction.empty_pages,
+            ocr_pages=extraction.ocr_pages,
             chunker=self.chunker_key,
             seconds=time.perf_counter() - started,
         )
@@ -247,11 +308,12 @@ class Indexer:
         # Dense and lexical retrieval both see a passage with its context (title, headings).
         texts = [embedding_text(p.text, d.title, p.heading) for d, p in passages]
         with _stage(report, "embed"):
-            vectors = self._embed(texts, report, full, progress)
+            vectors = [self._embed(texts, embedder, report, full, progress) for embedder in self.embedders]
         generation_id = new_generation_id()
         with _stage(report, "write"):
             folder = start_generation(root, generation_id)
-            write_dense_index(build_dense_index(vectors), folder / DENSE_FILE)
+            for position, encoder_vectors in enumerate(vectors):
+                write_dense_index(build_dense_index(encoder_vectors), folder / dense_file(position))
             languages = [p.language or d.language for d, p in passages]
             LexicalIndex.build(list(zip(texts, languages, strict=True))).save(folder / LEXICAL_DIR)
             write_passage_table(folder / PASSAGES_FILE, _passage_rows(passages), _document_rows(documents, clusters))
@@ -269,22 +331,44 @@ class Indexer:
         pending = self.catalog.documents_to_extract("" if full else self.chunker_key)
         if full:
             pending = [d for d in pending if d.status != "deleted"]
-        for document in tqdm(pending, desc="extract", unit="doc", disable=not progress or not pending):
-            failure = self.extract(document)
-            report.documents_extracted += 1
-            if failure is not None:
-                report.failures.append(failure)
-                logger.warning("%s (%s): %s: %s", document.id, document.filename, failure.reason, failure.message)
+        outcomes = self._extract_in_order(pending)
+        try:
+            for document, failure in tqdm(
+                outcomes, total=len(pending), desc="extract", unit="doc", disable=not progress or not pending
+            ):
+                report.documents_extracted += 1
+                if failure is not None:
+                    report.failures.append(failure)
+                    logger.warning("%s (%s): %s: %s", document.id, document.filename, failure.reason, failure.message)
+        finally:  # workers first: a build stopped half-way does not wait for documents in flight
+            self.close_sandbox()
+            outcomes.close()
 
-    def _embed(self, texts: Sequence[str], report: BuildReport, full: bool, progress: bool) -> Any:
-        embedder = self.embedder
+    def _extract_in_order(self, documents: list[Document]) -> Generator[tuple[Document, Failure | None], None, None]:
+        """Extract and record each document, in order: one at a time, or on `extract_workers` workers at once
+        (recorded in order all the same, so near-duplicates link as they would one by one)."""
+        if self.settings.extract_workers == 1:
+            for document in documents:
+                yield document, self.extract(document)
+            return
+        limits = self.extraction_limits
+        tasks = ((d, self.store.read(d.sha256), d.filename, limits) for d in documents)
+        for document, outcome, seconds in self.sandbox.extract_many(tasks):
+            if isinstance(outcome, ExtractionError):
+                self.catalog.record_failure(document.id, outcome.reason, outcome.message, seconds)
+                yield document, Failure(document.id, document.filename, outcome.reason, outcome.message)
+            else:
+                yield document, self._record(document, outcome, time.perf_counter() - seconds)
+
+    def _embed(self, texts: Sequence[str], embedder: Embedder, report: BuildReport, full: bool, progress: bool) -> Any:
         cache = EmbeddingCache(
             self.settings.embedding_cache_path,
             f"{embedder.model_id}@{embedder.version}",
             embedder.dimension,
         )
         try:
-            with tqdm(total=len(texts), desc="embed", unit="passage", disable=not progress or not texts) as bar:
+            name = embedder.model_id.rsplit("/", 1)[-1]
+            with tqdm(total=len(texts), desc=f"embed {name}", unit="passage", disable=not progress or not texts) as bar:
                 vectors, embedded = cache.embed(
                     texts,
                     embedder.embed_passages,
@@ -294,7 +378,7 @@ class Indexer:
                 )
         finally:
             cache.close()
-        report.passages_embedded = embedded
+        report.passages_embedded += embedded
         return vectors
 
     def _manifest(self, generation_id: str, passages: int, documents: int) -> Manifest:
@@ -307,6 +391,16 @@ class Indexer:
             passage_count=passages,
             document_count=documents,
             index_type=EXACT_INNER_PRODUCT,
+            encoders=[
+                {
+                    "model_id": e.model_id,
+                    "version": e.version,
+                    "dimension": e.dimension,
+                    "file": dense_file(position),
+                    "languages": sorted(e.languages) if e.languages is not None else None,
+                }
+                for position, e in enumerate(self.embedders)
+            ],
             catalog_state=self.catalog.state(),
             parameters={
                 "passage_max_tokens": self.passage_budget,

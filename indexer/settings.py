@@ -23,6 +23,10 @@ class IndexerSettings(BaseSettings):
 
     data_dir: Path = Field(Path("data"), description="Originals, catalog, caches and index generations.")
     model: str = Field(DEFAULT_MODEL, description="Embedding model id (see `moocsearch models`) or local path.")
+    multilingual_model: str | None = Field(
+        "use-multilingual-v3",
+        description="A second, multilingual encoder for queries and passages in different languages (None: off).",
+    )
     embed_batch_size: int = Field(32, ge=1, le=1024)
     passage_max_tokens: int = Field(
         200, ge=16, le=2048, description="Upper bound of a passage in model tokens (capped by the model)."
@@ -31,6 +35,24 @@ class IndexerSettings(BaseSettings):
     max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
     max_pages: int = Field(2000, ge=1)
     max_chars: int = Field(5_000_000, ge=1000, description="Extracted characters kept per document.")
+    extract_timeout_seconds: float = Field(
+        120.0, gt=0, description="Wall-clock seconds one document may take to extract; its worker is then killed."
+    )
+    extract_cpu_seconds: int = Field(120, ge=1, description="CPU seconds one document may use in its worker.")
+    extract_memory_mb: int = Field(
+        2048, ge=256, description="Address space (RLIMIT_AS) of each extraction worker process, in MiB."
+    )
+    extract_workers: int = Field(1, ge=1, le=64, description="Worker processes extracting documents in parallel.")
+    archive_max_members: int = Field(10_000, ge=1, description="Most members a DOCX/PPTX package may have.")
+    archive_max_ratio: int = Field(200, ge=1, description="Most bytes a DOCX/PPTX may expand to per byte of file.")
+    archive_max_expanded_mb: int = Field(512, ge=1, description="Most MiB a DOCX/PPTX package may expand to.")
+    ocr: bool = Field(True, description="OCR PDF pages without a text layer, where `tesseract` is installed.")
+    ocr_languages: str = Field(
+        "eng+chi_sim", pattern=r"^[A-Za-z_/]+(\+[A-Za-z_/]+)*$", description="Tesseract languages, joined by '+'."
+    )
+    ocr_max_pages: int = Field(
+        15, ge=0, description="Pages of one PDF read by OCR (3-5 s each); the rest stay reported as empty pages."
+    )
     keep_generations: int = Field(3, ge=1, description="Published generations kept on disk.")
     near_duplicate_threshold: float = Field(
         0.8, gt=0, le=1, description="Estimated Jaccard similarity of word 5-grams above which documents are linked."

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from indexer.embedding import load_embedder
+from indexer.embedding import load_embedders
 from indexer.metadata import read_manifest
 from indexer.pipeline import Indexer
 from search_api.settings import ApiSettings
@@ -28,10 +28,11 @@ def main() -> None:
         overrides = {"data_dir": Path(tmp)} | ({"model": args.model} if args.model else {})
         settings = ApiSettings(**overrides)
         started = time.perf_counter()
-        embedder = load_embedder(settings.model, settings.embed_batch_size)
-        embedder.embed_queries(["load"])
+        embedders = load_embedders(settings.model, settings.multilingual_model, settings.embed_batch_size)
+        for embedder in embedders:
+            embedder.embed_queries(["load"])
         load_seconds = time.perf_counter() - started
-        indexer = Indexer(settings, embedder)
+        indexer = Indexer(settings, embedders[0], embedders[1:])
         entries = read_manifest(settings.corpus_dir / "manifest.json")
         started = time.perf_counter()
         for entry in entries:
@@ -40,7 +41,7 @@ def main() -> None:
         first = indexer.build()
         second = indexer.build()
         indexer.close()
-    print(f"model {embedder.model_id}: loaded in {load_seconds:.1f}s")
+    print(f"models {', '.join(e.model_id for e in embedders)}: loaded in {load_seconds:.1f}s")
     print(f"ingest: {len(entries)} documents in {ingest_seconds:.2f}s")
     print(
         f"first build: {first.documents_indexed} documents, {first.passages} passages, "

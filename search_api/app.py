@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 
-from indexer.embedding import Embedder, load_embedder
+from indexer.embedding import Embedder, load_embedders
 from search_api.errors import install_error_handlers
 from search_api.routes import documents, health, search
 from search_api.service import SearchService
@@ -19,14 +19,18 @@ from search_api.settings import ApiSettings
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def create_app(settings: ApiSettings, embedder: Embedder | None = None) -> FastAPI:
+def create_app(settings: ApiSettings, embedders: Embedder | Sequence[Embedder] | None = None) -> FastAPI:
     """An app serving the published generation of `settings.data_dir`; the model loads in the lifespan."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        model = embedder or load_embedder(settings.model, settings.embed_batch_size)
-        model.embed_queries(["warm up"])
-        service = SearchService(settings, model)
+        if embedders is None:
+            models = load_embedders(settings.model, settings.multilingual_model, settings.embed_batch_size)
+        else:
+            models = list(embedders) if isinstance(embedders, Sequence) else [embedders]
+        for model in models:
+            model.embed_queries(["warm up"])
+        service = SearchService(settings, models)
         service.load_published()
         if settings.reload_interval_seconds > 0:
             service.watch(settings.reload_interval_seconds)

@@ -144,21 +144,22 @@ def _index(indexer: Indexer, data: BeirData, progress: bool) -> dict[str, list[s
 def evaluate(
     data: BeirData,
     settings: ApiSettings,
-    embedder: Embedder,
+    embedders: Embedder | Sequence[Embedder],
     max_queries: int | None = None,
     progress: bool = False,
     on_query: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Index `data` into a fresh data directory and score every judged query's per-document ranking."""
     with tempfile.TemporaryDirectory(prefix="moocsearch-eval-") as tmp:
-        indexer = Indexer(settings.model_copy(update={"data_dir": Path(tmp)}), embedder)
+        models = list(embedders) if isinstance(embedders, Sequence) else [embedders]
+        indexer = Indexer(settings.model_copy(update={"data_dir": Path(tmp)}), models[0], models[1:])
         started = time.perf_counter()
         beir_ids = _index(indexer, data, progress)
         index_seconds = time.perf_counter() - started
         indexer.close()
         reader = open_published(Path(tmp))
         assert reader is not None
-        searcher = Searcher(reader, embedder, settings.dense_weight, settings.lexical_weight)
+        searcher = Searcher(reader, models, settings.dense_weight, settings.lexical_weight)
         query_ids = [q for q in data.qrels if q in data.queries][:max_queries]
         rankings: dict[str, list[str]] = {}
         started = time.perf_counter()
@@ -173,7 +174,7 @@ def evaluate(
         reader.close()
     return {
         "dataset": data.name,
-        "model": embedder.model_id,
+        "model": "+".join(m.model_id for m in models),
         "weights": {"dense": settings.dense_weight, "lexical": settings.lexical_weight},
         "documents": len(data.corpus),
         "passages": passages,

@@ -55,6 +55,7 @@ class HitOut(BaseModel):
     page: int | None = Field(description="Page of a PDF, slide of a PPTX; null for unpaged formats.")
     heading: list[str]
     link: str = Field(description="The original, opened at the passage's page where the format allows.")
+    more_passages: int = Field(0, description="With group=document: further matching passages of this document.")
     near_duplicates: list[str] = Field(description="Ids of near-duplicate documents (older versions) not shown.")
 
 

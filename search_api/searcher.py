@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from indexer.dense import search_dense
 from indexer.embedding import Embedder
@@ -26,6 +29,7 @@ class Hit:
     rank: int
     score: float
     passage: PassageRecord
+    more_passages: int = 0
 
     @property
     def link(self) -> str:
@@ -48,21 +52,31 @@ class SearchResult:
 
 
 class Searcher:
-    """Answers queries against one generation with the embedder that built it."""
+    """Answers queries against one generation with the encoders that built it."""
 
     def __init__(
-        self, reader: GenerationReader, embedder: Embedder, dense_weight: float = 1.0, lexical_weight: float = 1.0
+        self,
+        reader: GenerationReader,
+        embedders: Embedder | Sequence[Embedder],
+        dense_weight: float = 1.0,
+        lexical_weight: float = 1.0,
     ) -> None:
         manifest = reader.manifest
-        if (manifest.model_id, manifest.dimension) != (embedder.model_id, embedder.dimension):
-            raise ModelMismatchError(
-                f"generation {manifest.generation_id} was built with {manifest.model_id} "
-                f"({manifest.dimension} dims) but the loaded model is {embedder.model_id} ({embedder.dimension} dims)"
-            )
+        candidates = list(embedders) if isinstance(embedders, Sequence) else [embedders]
+        loaded = {e.model_id: e for e in candidates}
+        self.encoders: list[Embedder] = []
+        for dense in reader.dense:
+            embedder = loaded.get(dense.model_id)
+            if embedder is None or embedder.dimension != dense.index.d:
+                raise ModelMismatchError(
+                    f"generation {manifest.generation_id} was built with {dense.model_id} ({dense.index.d} dims) "
+                    f"but the loaded models are {', '.join(f'{m} ({e.dimension} dims)' for m, e in loaded.items())}"
+                )
+            self.encoders.append(embedder)
         self.reader = reader
-        self.embedder = embedder
+        self.embedder = self.encoders[0]
         self.weights = (dense_weight, lexical_weight)
-        self.corpus_languages = [c for c in manifest.parameters.get("languages", {}) if c != "und"]
+        self.corpus_languages = sorted(c for c in manifest.parameters.get("languages", {}) if c != "und")
 
     @property
     def generation_id(self) -> str:
@@ -89,15 +103,17 @@ class Searcher:
         depth = max(wanted * 8 + 50, 100) if per_document else max(wanted * 2, 100)
         dense_weight, lexical_weight = self.weights
         rankings: list[tuple[float, list[int]]] = []
-        if dense_weight > 0:
-            started = time.perf_counter()
-            query_vector = self.embedder.embed_queries([query])
-            timings["embed"] = time.perf_counter() - started
-            started = time.perf_counter()
-            _, dense_rows = search_dense(self.reader.index, query_vector, depth, allowed)
-            rankings.append((dense_weight, [int(r) for r in dense_rows[0] if r >= 0]))
-            timings["dense"] = time.perf_counter() - started
         language = guess_query_language(query, self.corpus_languages)
+        if dense_weight > 0:
+            for encoder, dense, rows_mask in zip(self.encoders, self.reader.dense, self._route(language), strict=True):
+                mask = rows_mask if allowed is None else (allowed if rows_mask is None else rows_mask & allowed)
+                if mask is not None and not mask.any():
+                    continue
+                started = time.perf_counter()
+                query_vector = encoder.embed_queries([query])
+                _, dense_rows = search_dense(dense.index, query_vector, depth, mask)
+                rankings.append((dense_weight, [int(r) for r in dense_rows[0] if r >= 0]))
+                timings[f"dense:{encoder.model_id}"] = time.perf_counter() - started
         if lexical_weight > 0:
             started = time.perf_counter()
             _, lexical_rows = self.reader.lexical.search(query, language, depth, allowed)
@@ -105,26 +121,57 @@ class Searcher:
             timings["lexical"] = time.perf_counter() - started
         ranked = reciprocal_rank_fusion(rankings)
         if per_document:
-            ranked = self._best_per_document(ranked)
+            ranked, more_passages = self._best_per_document(ranked)
+        else:
+            more_passages = {}
         page = ranked[offset:wanted]
         started = time.perf_counter()
         records = self.reader.passages([row for row, _ in page])
         timings["fetch"] = time.perf_counter() - started
         hits = [
-            Hit(rank=offset + i + 1, score=score, passage=records[row])
+            Hit(rank=offset + i + 1, score=score, passage=records[row], more_passages=more_passages.get(row, 0))
             for i, (row, score) in enumerate(page)
             if row in records
         ]
         seconds = {name: round(value, 6) for name, value in timings.items()}
         return SearchResult(self.generation_id, hits, len(ranked), seconds, language)
 
-    def _best_per_document(self, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
-        records = self.reader.passages([row for row, _ in ranked])
-        seen: set[str] = set()
-        best = []
+    def _route(self, query_language: str | None) -> list[np.ndarray | None]:
+        """Which rows each encoder ranks for a query in `query_language` (None: all rows).
+
+        An encoder trained for few languages (MiniLM: English) ranks the passages written in the query's
+        language when it knows that language; every other row, notably every cross-language pair, is ranked by
+        the multilingual encoders. Each row is thus ranked by the encoder best suited to its language pair,
+        and fusion adds one dense rank per row.
+        """
+        if len(self.reader.dense) == 1:
+            return [None]
+        rows = self.reader.row_language
+        covered = np.zeros(len(rows), dtype=bool)
+        masks: list[np.ndarray | None] = []
+        for dense in self.reader.dense:
+            if dense.languages is not None and query_language in dense.languages:
+                # Passages of unknown language are taken to be in the query's language.
+                mask = (rows == query_language) | (rows == "")
+                covered |= mask
+                masks.append(mask)
+            else:
+                masks.append(None if dense.languages is None else np.zeros(len(rows), dtype=bool))
+        rest = ~covered
+        if not any(d.languages is None for d in self.reader.dense):
+            masks[0] = rest | (masks[0] if masks[0] is not None else False)
+            return masks
+        return [rest if mask is None else mask for mask in masks]
+
+    def _best_per_document(self, ranked: list[tuple[int, float]]) -> tuple[list[tuple[int, float]], dict[int, int]]:
+        """Each document's best row, in rank order, and how many more of its rows were among the candidates."""
+        documents = self.reader.row_document
+        best: dict[int, tuple[int, float]] = {}
+        more: dict[int, int] = {}
         for row, score in ranked:
-            document_id = records[row].document_id
-            if document_id not in seen:
-                seen.add(document_id)
-                best.append((row, score))
-        return best
+            document = int(documents[row])
+            if document in best:
+                more[document] += 1
+            else:
+                best[document], more[document] = (row, score), 0
+        return list(best.values()), {row: more[int(documents[row])] for row, _ in best.values()}

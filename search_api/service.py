@@ -20,9 +20,9 @@ logger = logging.getLogger(__name__)
 class SearchService:
     """Holds the one generation in use; a newly published one replaces it between requests."""
 
-    def __init__(self, settings: ApiSettings, embedder: Embedder) -> None:
+    def __init__(self, settings: ApiSettings, embedders: list[Embedder]) -> None:
         self.settings = settings
-        self.embedder = embedder
+        self.embedders = embedders
         self.catalog = Catalog(settings.data_dir / "catalog.sqlite3")
         self.store = OriginalsStore(settings.data_dir / "originals")
         self._searcher: Searcher | None = None
@@ -63,7 +63,7 @@ class SearchService:
         try:
             searcher = Searcher(
                 GenerationReader(root / generation_id),
-                self.embedder,
+                self.embedders,
                 self.settings.dense_weight,
                 self.settings.lexical_weight,
             )

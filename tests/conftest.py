@@ -19,10 +19,17 @@ SHARED_EVAL = Path(os.environ.get("MOOCSEARCH_SHARED_EVAL", REPO.parent / "share
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
 
+@pytest.fixture(autouse=True)
+def _fake_models_only(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast suite runs on the fake embedder alone: no multilingual encoder unless a test is slow."""
+    if request.node.get_closest_marker("slow") is None:
+        monkeypatch.setenv("MOOCSEARCH_MULTILINGUAL_MODEL", "")
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> ApiSettings:
     """Settings for a fresh data directory, with the fake embedder."""
-    return ApiSettings(data_dir=tmp_path / "data", model="hash-256", passage_max_tokens=64)
+    return ApiSettings(data_dir=tmp_path / "data", model="hash-256", multilingual_model=None, passage_max_tokens=64)
 
 
 @pytest.fixture

@@ -80,9 +80,11 @@ def test_offset_pages_through_the_same_ranking(client: TestClient) -> None:
     assert second[0]["rank"] == 2
 
 
-def test_group_by_document_returns_one_passage_per_document(client: TestClient) -> None:
+def test_group_by_document_returns_one_passage_per_document(client: TestClient, built: dict[str, str]) -> None:
     hits = client.get("/search", params={"q": "course learners", "k": 10, "group": "document"}).json()["hits"]
     assert len(hits) == len({h["document_id"] for h in hits}) == 2
+    # The PDF has two passages: one shown, one more counted.
+    assert {h["document_id"]: h["more_passages"] for h in hits} == {built["pdf"]: 1, built["txt"]: 0}
 
 
 @pytest.mark.parametrize(

@@ -164,6 +164,22 @@ def test_pdf_pages_match_source_pages(source: Source) -> None:
         assert not elsewhere, f"page {number}'s paragraph also on {elsewhere}"
 
 
+@pytest.mark.parametrize("source", _sources("pdf"), ids=lambda s: s.slug)
+def test_pdf_running_footer_is_not_extracted(source: Source) -> None:
+    """Every page ends with the running footer "Member — Title — n" (pypdf's last line of the page); no page's
+    extracted text holds it."""
+    from pypdf import PdfReader
+
+    data = source.file.read_bytes()
+    footers = [(page.extract_text() or "").strip().split("\n")[-1] for page in PdfReader(io.BytesIO(data)).pages]
+    for number, footer in enumerate(footers, start=1):
+        assert re.fullmatch(rf".+ — .+ — {number}", footer), f"page {number}: {footer!r}"
+    extraction = extract_document(data, source.file.name)
+    for section in extraction.sections:
+        for footer in footers:
+            assert _collapse(footer.rsplit(" — ", 1)[0]) + " —" not in _collapse(section.text), f"p.{section.page}"
+
+
 # --- PPTX slides --------------------------------------------------------------------------------------------
 
 

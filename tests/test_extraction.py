@@ -92,9 +92,10 @@ def test_pdf_wrapped_lines_are_joined_into_the_original_paragraph() -> None:
 
 def test_pdf_blank_page_keeps_the_numbering_of_the_others() -> None:
     """A page without text yields no section, and the pages after it keep their real numbers."""
-    extraction = extract_document(make_pdf([PDF_PAGES[0], "", PDF_PAGES[2]]))
+    extraction = extract_document(make_pdf([PDF_PAGES[0], "", PDF_PAGES[2]]), limits=ExtractionLimits(ocr=False))
     assert extraction.page_count == 3
     assert [(s.page, s.text) for s in extraction.sections] == [(1, PDF_PAGES[0]), (3, PDF_PAGES[2])]
+    assert extraction.empty_pages == (2,)
 
 
 @pytest.mark.skipif(not (CJK_FONT.exists() and FONT.exists()), reason="no CJK font (fonts-droid-fallback)")
@@ -164,7 +165,10 @@ def test_pdf_max_chars_limit_cuts_inside_a_page() -> None:
 def test_pdf_same_short_stamp_on_every_page_is_no_text() -> None:
     """A scan whose only text is a scanner app's stamp repeated on every page has no text to index."""
     stamp = "Scanned with PocketScanner"
-    assert _reason(make_pdf([stamp] * 4)) == NO_TEXT
+    with pytest.raises(ExtractionError) as caught:
+        extract_document(make_pdf([stamp] * 4), limits=ExtractionLimits(ocr=False))  # with OCR: test_pdf_pages
+    assert caught.value.reason == NO_TEXT
+    assert stamp in caught.value.message
 
 
 def test_pdf_repeated_short_text_with_real_content_is_kept() -> None:

@@ -28,7 +28,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Indexer, Searcher]:
     assert not report.failures
     reader = open_published(settings.data_dir)
     assert reader is not None
-    return indexer, Searcher(reader, indexer.embedder)
+    return indexer, Searcher(reader, indexer.embedders)
 
 
 def _top_file(searcher: Searcher, query: str) -> str:
@@ -48,6 +48,10 @@ def _top_file(searcher: Searcher, query: str) -> str:
             "learners with poor internet download course material to study without a connection",
             "offline-access-nairobi-en",
         ),
+        # Cross-lingual: a Chinese query answered only by the Russian slides on teaching Russian online.
+        ("如何在线教授俄语作为外语", "rki-online-teaching-spbu-ru"),
+        # Same language first: a Spanish query on peer assessment, answered in Spanish.
+        ("cómo organizar la evaluación entre pares en un curso masivo", "peer-assessment-tsinghua-es"),
     ],
 )
 def test_a_paraphrased_query_finds_the_right_sample_document(
@@ -71,3 +75,7 @@ def test_real_vectors_are_unit_length_float32(built: tuple[Indexer, Searcher]) -
     assert vectors.dtype.name == "float32" and vectors.shape == (10, 384)
     assert abs(float((vectors**2).sum(axis=1).min()) - 1.0) < 1e-4
     assert searcher.reader.manifest.model_id == "sentence-transformers/all-MiniLM-L6-v2"
+    assert [e["model_id"] for e in searcher.reader.manifest.encoders] == [
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "google/universal-sentence-encoder-multilingual-3",
+    ]

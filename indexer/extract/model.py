@@ -19,6 +19,8 @@ UNREADABLE = "unreadable"
 ENCRYPTED = "encrypted"
 NO_TEXT = "no_text"
 TOO_LARGE = "too_large"
+TIMEOUT = "timeout"  # the parser ran past the wall-clock or CPU-time limit and its process was stopped
+RESOURCE_LIMIT = "resource_limit"  # a decompression bomb, or more memory than the extraction may use
 
 # Warnings about a document that was extracted but whose text may be poor; stored with the document.
 BROKEN_TEXT_ENCODING = "broken_text_encoding"  # the text layer maps glyphs to the wrong characters
@@ -35,10 +37,17 @@ class ExtractionError(Exception):
 
 @dataclass(frozen=True)
 class ExtractionLimits:
-    """Where extraction stops reading; a document cut short is marked truncated."""
+    """Where extraction stops reading (a document cut short is marked truncated), and whether it may OCR."""
 
     max_pages: int = 2000
     max_chars: int = 5_000_000
+    ocr: bool = True  # read pages without a text layer by OCR, where Tesseract is installed
+    ocr_languages: str = "eng+chi_sim"  # Tesseract language packs, joined by "+"
+    ocr_max_pages: int = 15  # OCR costs seconds a page: the rest of a long scan stays reported as empty pages
+    # A DOCX/PPTX package is refused before any part is read when its declared sizes say it is a zip bomb.
+    archive_max_members: int = 10_000
+    archive_max_ratio: int = 200  # expanded bytes per byte of the file
+    archive_max_expanded_bytes: int = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,8 @@ class Extraction:
     page_count: int | None = None
     truncated: bool = False
     warnings: tuple[str, ...] = ()
+    empty_pages: tuple[int, ...] = ()  # pages read that gave no text: no text layer, and no legible OCR
+    ocr_pages: tuple[int, ...] = ()  # pages whose text was read from their image by OCR
 
     @property
     def char_count(self) -> int:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
+from xml.etree.ElementTree import ParseError
 
 from indexer.extract.model import (
     DOCX,
     NO_TEXT,
     PPTX,
+    RESOURCE_LIMIT,
     UNREADABLE,
     Extraction,
     ExtractionError,
@@ -21,31 +24,98 @@ from indexer.extract.sections import SectionBuilder
 from indexer.text import normalise_text
 
 _HEADING_STYLE_RE = re.compile(r"^heading\s*(\d)$", re.I)
-_MAX_MEMBERS = 10_000
-_MAX_EXPANDED_BYTES = 512 * 1024 * 1024
-_MAX_RATIO = 200
+# A DOCTYPE has no place in an Office package: it is how entity expansion (billion laughs) and external entities
+# get into an XML parser. Scanned for in every encoding lxml reads without a declaration.
+_DOCTYPE = tuple("<!doctype".encode(codec) for codec in ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"))
+_DOCTYPE_OVERLAP = max(len(pattern) for pattern in _DOCTYPE) - 1
+_SCAN_CHUNK = 1 << 20
+_CONTENT_TYPES = "[Content_Types].xml"
 
 
-def check_archive(data: bytes) -> None:
-    """Refuse archives whose declared sizes make them a zip bomb, before any member is read."""
+def check_archive(data: bytes, limits: ExtractionLimits) -> None:
+    """Refuse a package before python-docx/-pptx read it: a zip bomb (by its declared sizes, member count and
+    ratio) or an XML part with a DOCTYPE. Members are only ever read into memory, never extracted to disk, so
+    names such as `../../x` cannot write anywhere."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            expanded = sum(info.file_size for info in infos)
+            if (
+                len(infos) > limits.archive_max_members
+                or expanded > limits.archive_max_expanded_bytes
+                or expanded > limits.archive_max_ratio * max(len(data), 1)
+            ):
+                raise ExtractionError(
+                    RESOURCE_LIMIT, f"archive expands to {expanded} bytes in {len(infos)} members (a zip bomb?)"
+                )
+            # zipfile never returns more than a member's declared size, so these reads stay within the limits.
+            content_types = _content_types(archive)
+            for info in infos:
+                if _parsed_as_xml(info.filename, content_types) and _has_doctype(archive, info):
+                    raise ExtractionError(UNREADABLE, f"XML with a DOCTYPE is refused ({info.filename})")
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
         raise ExtractionError(UNREADABLE, f"not a readable ZIP container: {exc}") from exc
-    expanded = sum(info.file_size for info in infos)
-    if len(infos) > _MAX_MEMBERS or expanded > _MAX_EXPANDED_BYTES or expanded > _MAX_RATIO * max(len(data), 1):
-        raise ExtractionError("resource_limit", f"archive expands to {expanded} bytes in {len(infos)} members")
+
+
+def _has_doctype(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    """Whether a member holds `<!DOCTYPE`, read a chunk at a time."""
+    tail = b""
+    with archive.open(info) as member:
+        while chunk := member.read(_SCAN_CHUNK):
+            window = (tail + chunk).lower()
+            if any(pattern in window for pattern in _DOCTYPE):
+                return True
+            tail = window[-_DOCTYPE_OVERLAP:]
+    return False
+
+
+def _content_types(archive: zipfile.ZipFile) -> dict[str, str]:
+    """The package's content types: `.ext` for a default by extension, `/part/name` for an override (lower case)."""
+    from defusedxml.ElementTree import fromstring
+
+    try:
+        info = archive.getinfo(_CONTENT_TYPES)
+    except KeyError:
+        return {}
+    if _has_doctype(archive, info):
+        raise ExtractionError(UNREADABLE, f"XML with a DOCTYPE is refused ({_CONTENT_TYPES})")
+    try:
+        root = fromstring(archive.read(info))
+    except (ParseError, ValueError):  # python-docx/-pptx refuse the package later, with their own message
+        return {}
+    types = {}
+    for element in root:
+        kind, content_type = element.tag.rsplit("}", 1)[-1], element.get("ContentType", "")
+        if kind == "Default":
+            types["." + element.get("Extension", "").lower()] = content_type
+        elif kind == "Override":
+            types[element.get("PartName", "").lower()] = content_type
+    return types
+
+
+def _parsed_as_xml(name: str, content_types: dict[str, str]) -> bool:
+    """Whether python-docx/-pptx may parse a member as XML: relationships and the content types always, a part
+    whose content type is XML (not an image: an SVG is kept as bytes), and a part of unknown type."""
+    if name == _CONTENT_TYPES or name.lower().endswith(".rels"):
+        return True
+    part = "/" + name.lower()
+    extension = "." + part.rsplit(".", 1)[-1] if "." in part else ""
+    content_type = content_types.get(part) or content_types.get(extension)
+    if content_type is None:
+        return True
+    return content_type.endswith("xml") and not content_type.startswith("image/")
 
 
 def extract_docx(data: bytes, limits: ExtractionLimits) -> Extraction:
     """Sections split at headings; list items and table rows become paragraphs."""
-    check_archive(data)
+    check_archive(data, limits)
     import docx
     from docx.table import Table
 
     try:
         document = docx.Document(io.BytesIO(data))
+    except MemoryError:  # over the sandbox's memory limit: resource_limit, not a broken file
+        raise
     except Exception as exc:  # python-docx raises many types for broken packages
         raise ExtractionError(UNREADABLE, f"not a readable DOCX: {exc}") from exc
     builder = SectionBuilder(limits)
@@ -87,11 +157,13 @@ def _shapes(shapes: Iterable[Any]) -> Iterator[Any]:
 
 def extract_pptx(data: bytes, limits: ExtractionLimits) -> Extraction:
     """One section per slide (page = slide number), headed by the slide title, with speaker notes last."""
-    check_archive(data)
+    check_archive(data, limits)
     import pptx
 
     try:
         presentation = pptx.Presentation(io.BytesIO(data))
+    except MemoryError:
+        raise
     except Exception as exc:
         raise ExtractionError(UNREADABLE, f"not a readable PPTX: {exc}") from exc
     builder = SectionBuilder(limits)

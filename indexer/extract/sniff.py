@@ -22,6 +22,7 @@ _HTML_START_RE = re.compile(
 )
 _MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown")
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+_ESCAPED_BYTE_RE = re.compile("[\udc80-\udcff]")
 
 
 def _zip_type(data: bytes) -> str | None:
@@ -43,7 +44,7 @@ def decode_text(data: bytes) -> str | None:
         data = data[3:]
     elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return data.decode("utf-16")
+            return data.decode("utf-16", errors="surrogatepass")  # lone surrogates: normalise_text drops them
         except UnicodeDecodeError:
             return None
     sample = data[:65536]
@@ -53,6 +54,12 @@ def decode_text(data: bytes) -> str | None:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    # UTF-8 with a few invalid bytes (a lone surrogate, a cut sequence) stays UTF-8: the invalid bytes become lone
+    # surrogates, which normalise_text drops. Legacy single-byte text has (almost) no valid multi-byte sequences.
+    text = data.decode("utf-8", errors="surrogateescape")
+    invalid = len(_ESCAPED_BYTE_RE.findall(text))
+    if len(text) - len(text.encode("ascii", errors="ignore")) - invalid >= invalid:
+        return text
     # Legacy single-byte text: accept when it is mostly printable.
     printable = sum(1 for b in sample if b >= 0x20 or b in b"\n\r\t")
     if sample and printable / len(sample) > 0.95:

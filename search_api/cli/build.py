@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from indexer.embedding import UnknownModelError, load_embedder
+from indexer.embedding import UnknownModelError, load_embedders
 from indexer.generation import (
     GenerationError,
     generations_root,
@@ -35,7 +35,8 @@ def print_build_report(report: BuildReport) -> None:
 def run_build(config: ApiSettings, full: bool = False, progress: bool = True) -> BuildReport:
     """Build and publish a generation, mapping known errors to CLI exits."""
     try:
-        indexer = Indexer(config, load_embedder(config.model, config.embed_batch_size))
+        primary, *extra = load_embedders(config.model, config.multilingual_model, config.embed_batch_size)
+        indexer = Indexer(config, primary, extra)
     except UnknownModelError as exc:
         fail(str(exc), code=2)
     try:

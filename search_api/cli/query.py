@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from indexer.embedding import UnknownModelError, load_embedder
+from indexer.embedding import UnknownModelError, load_embedders
 from indexer.generation_reader import open_published
 from search_api.cli.common import JsonOpt, app, emit, fail, settings
 from search_api.searcher import ModelMismatchError, Searcher
@@ -28,7 +28,10 @@ def search(
         fail(f"nothing is published in {config.data_dir}; run `moocsearch index build` first")
     try:
         searcher = Searcher(
-            reader, load_embedder(config.model, config.embed_batch_size), config.dense_weight, config.lexical_weight
+            reader,
+            load_embedders(config.model, config.multilingual_model, config.embed_batch_size),
+            config.dense_weight,
+            config.lexical_weight,
         )
     except (ModelMismatchError, UnknownModelError) as exc:
         fail(str(exc), code=2)

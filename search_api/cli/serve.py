@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from tqdm import tqdm
 
-from indexer.embedding import UnknownModelError, load_embedder
+from indexer.embedding import UnknownModelError, load_embedders
 from indexer.generation_reader import open_published
 from indexer.metadata import MetadataError, read_manifest
 from indexer.pipeline import BuildAlreadyRunning, Indexer
@@ -49,12 +49,12 @@ def serve(
     config = settings()
     config = config.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
     try:
-        embedder = load_embedder(config.model, config.embed_batch_size)
+        embedders = load_embedders(config.model, config.multilingual_model, config.embed_batch_size)
     except UnknownModelError as exc:
         fail(str(exc), code=2)
     reader = open_published(config.data_dir)
     if reader is None and build_if_missing:
-        indexer = Indexer(config, embedder)
+        indexer = Indexer(config, embedders[0], embedders[1:])
         try:
             bootstrap(config, indexer)
         except BuildAlreadyRunning as exc:
@@ -64,7 +64,7 @@ def serve(
     elif reader is not None:
         reader.close()
     typer.echo(f"Serving on http://{config.host}:{config.port}  (API docs at /docs)")
-    uvicorn.run(create_app(config, embedder), host=config.host, port=config.port, log_level="info")
+    uvicorn.run(create_app(config, embedders), host=config.host, port=config.port, log_level="info")
 
 
 @app.command("eval")
@@ -85,13 +85,13 @@ def eval_command(
     languages = [c.strip() for c in corpus.split(",") if c.strip()] if corpus else []
     try:
         data = load_beir(dataset, split=split, query_language=queries, corpus_languages=languages)
-        embedder = load_embedder(config.model, config.embed_batch_size)
+        embedders = load_embedders(config.model, config.multilingual_model, config.embed_batch_size)
     except (DatasetError, UnknownModelError, OSError, ValueError) as exc:
         fail(str(exc), code=2)
     total = min(len(data.qrels), max_queries or len(data.qrels))
     with tqdm(total=total, desc="queries", unit="q", disable=as_json) as bar:
         result = evaluate(
-            data, config, embedder, max_queries=max_queries, progress=not as_json, on_query=lambda n: bar.update(1)
+            data, config, embedders, max_queries=max_queries, progress=not as_json, on_query=lambda n: bar.update(1)
         )
     output = output or Path("eval-results") / (re.sub(r"[^\w.+-]+", "_", data.name) + ".json")
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -81,6 +81,7 @@ def _hit_out(hit: Hit, query: str, query_language: str | None) -> HitOut:
         page=p.page,
         heading=list(p.heading),
         link=hit.link,
+        more_passages=hit.more_passages,
         near_duplicates=list(p.near_duplicates),
     )
 

@@ -1,0 +1,94 @@
+"""Language-aware routing between a monolingual and a multilingual encoder, against a hand-fused oracle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from indexer.embedding import HashEmbedder
+from indexer.generation_reader import open_published
+from indexer.metadata import DocumentMetadata
+from indexer.pipeline import Indexer
+from search_api.searcher import ModelMismatchError, Searcher
+from search_api.settings import ApiSettings
+
+ENGLISH = HashEmbedder(256, languages=frozenset({"en"}))
+MULTILINGUAL = HashEmbedder(128)
+TEXTS = {
+    "peer-en.txt": ("en", "Peer assessment with calibrated rubrics in large engineering courses works well."),
+    "lab-en.txt": ("en", "Virtual laboratories let engineering students repeat experiments at home."),
+    "peer-zh.txt": ("zh", "在大规模工程课程中使用校准评分量表进行同伴互评效果良好。"),
+    "peer-es.txt": (
+        "es",
+        "La evaluación entre pares con rúbricas calibradas funciona en cursos masivos de ingeniería.",
+    ),
+}
+
+
+@pytest.fixture
+def built(settings: ApiSettings) -> Iterator[tuple[Indexer, Searcher]]:
+    indexer = Indexer(settings, ENGLISH, [MULTILINGUAL])
+    for name, (language, text) in TEXTS.items():
+        indexer.ingest(text.encode(), name, DocumentMetadata(language=language))
+    report = indexer.build()
+    assert report.passages == 4 and report.passages_embedded == 8, "every passage embedded by both encoders"
+    reader = open_published(settings.data_dir)
+    assert reader is not None
+    yield indexer, Searcher(reader, [ENGLISH, MULTILINGUAL])
+    reader.close()
+    indexer.close()
+
+
+def test_the_manifest_lists_both_encoders_with_their_languages(built: tuple[Indexer, Searcher]) -> None:
+    _, searcher = built
+    encoders = searcher.reader.manifest.encoders
+    assert [(e["model_id"], e["file"], e["languages"]) for e in encoders] == [
+        ("hash-256-en", "dense.faiss", ["en"]),
+        ("hash-128", "dense-1.faiss", None),
+    ]
+
+
+def test_each_row_is_ranked_by_the_encoder_for_its_language_pair(built: tuple[Indexer, Searcher]) -> None:
+    _, searcher = built
+    languages = searcher.reader.row_language.tolist()
+    english_rows = {row for row, language in enumerate(languages) if language == "en"}
+    english, multilingual = searcher._route("en")
+    assert english is not None and multilingual is not None
+    assert set(np.flatnonzero(english)) == english_rows
+    assert set(np.flatnonzero(multilingual)) == set(range(4)) - english_rows
+    # A Chinese query: the English-only encoder ranks nothing, the multilingual one everything.
+    english, multilingual = searcher._route("zh")
+    assert english is not None and not english.any() and multilingual is not None and multilingual.all()
+
+
+def test_search_fuses_the_routed_dense_rankings_with_bm25(built: tuple[Indexer, Searcher]) -> None:
+    _, searcher = built
+    query = "calibrated rubrics for peer assessment in engineering courses"
+    languages = searcher.reader.row_language
+    oracle: dict[int, float] = {}
+
+    def add(ranking: list[int]) -> None:
+        for rank, row in enumerate(ranking, start=1):
+            oracle[row] = oracle.get(row, 0.0) + 1 / (60 + rank)
+
+    for encoder, dense, keep in (
+        (ENGLISH, searcher.reader.dense[0], languages == "en"),
+        (MULTILINGUAL, searcher.reader.dense[1], languages != "en"),
+    ):
+        vectors = dense.index.reconstruct_n(0, dense.index.ntotal)
+        scores = vectors @ encoder.embed_queries([query])[0]
+        add([int(r) for r in np.argsort(-scores, kind="stable") if keep[r]])
+    add(searcher.reader.lexical.search(query, "en", 100)[1].tolist())
+    expected = sorted(oracle.items(), key=lambda item: -item[1])
+    result = searcher.search(query, k=4)
+    assert [h.passage.row for h in result.hits] == [row for row, _ in expected]
+    assert [round(h.score, 9) for h in result.hits] == [round(score, 9) for _, score in expected]
+    assert result.hits[0].passage.filename == "peer-en.txt"
+
+
+def test_a_searcher_needs_every_encoder_of_the_generation(built: tuple[Indexer, Searcher]) -> None:
+    _, searcher = built
+    with pytest.raises(ModelMismatchError, match="hash-128"):
+        Searcher(searcher.reader, ENGLISH)
