@@ -139,10 +139,10 @@ class Searcher:
     def _route(self, query_language: str | None) -> list[np.ndarray | None]:
         """Which rows each encoder ranks for a query in `query_language` (None: all rows).
 
-        An encoder trained for few languages (MiniLM: English) ranks the passages written in the query's
-        language when it knows that language; every other row, notably every cross-language pair, is ranked by
-        the multilingual encoders. Each row is thus ranked by the encoder best suited to its language pair,
-        and fusion adds one dense rank per row.
+        A monolingual encoder (MiniLM: English) ranks the passages written in the query's language when that is
+        its language; every other row, notably every cross-language pair, is ranked by the multilingual
+        encoders. Each row is thus ranked by the encoder best suited to its language pair, and fusion adds
+        one dense rank per row.
         """
         if len(self.reader.dense) == 1:
             return [None]
@@ -150,16 +150,19 @@ class Searcher:
         covered = np.zeros(len(rows), dtype=bool)
         masks: list[np.ndarray | None] = []
         for dense in self.reader.dense:
-            if dense.languages is not None and query_language in dense.languages:
+            if dense.languages is None or len(dense.languages) > 1:
+                masks.append(None)  # multilingual: filled in below
+            elif query_language in dense.languages:
                 # Passages of unknown language are taken to be in the query's language.
                 mask = (rows == query_language) | (rows == "")
                 covered |= mask
                 masks.append(mask)
             else:
-                masks.append(None if dense.languages is None else np.zeros(len(rows), dtype=bool))
+                masks.append(np.zeros(len(rows), dtype=bool))
         rest = ~covered
-        if not any(d.languages is None for d in self.reader.dense):
-            masks[0] = rest | (masks[0] if masks[0] is not None else False)
+        if all(mask is not None for mask in masks):  # no multilingual encoder: the primary ranks the rest
+            first = masks[0]
+            masks[0] = rest if first is None else first | rest
             return masks
         return [rest if mask is None else mask for mask in masks]
 

@@ -15,7 +15,8 @@ from search_api.searcher import ModelMismatchError, Searcher
 from search_api.settings import ApiSettings
 
 ENGLISH = HashEmbedder(256, languages=frozenset({"en"}))
-MULTILINGUAL = HashEmbedder(128)
+# Like USE: multilingual with an explicit list of languages (which includes English).
+MULTILINGUAL = HashEmbedder(128, languages=frozenset({"en", "es", "zh"}))
 TEXTS = {
     "peer-en.txt": ("en", "Peer assessment with calibrated rubrics in large engineering courses works well."),
     "lab-en.txt": ("en", "Virtual laboratories let engineering students repeat experiments at home."),
@@ -46,7 +47,7 @@ def test_the_manifest_lists_both_encoders_with_their_languages(built: tuple[Inde
     encoders = searcher.reader.manifest.encoders
     assert [(e["model_id"], e["file"], e["languages"]) for e in encoders] == [
         ("hash-256-en", "dense.faiss", ["en"]),
-        ("hash-128", "dense-1.faiss", None),
+        ("hash-128-en-es-zh", "dense-1.faiss", ["en", "es", "zh"]),
     ]
 
 
@@ -90,5 +91,5 @@ def test_search_fuses_the_routed_dense_rankings_with_bm25(built: tuple[Indexer, 
 
 def test_a_searcher_needs_every_encoder_of_the_generation(built: tuple[Indexer, Searcher]) -> None:
     _, searcher = built
-    with pytest.raises(ModelMismatchError, match="hash-128"):
+    with pytest.raises(ModelMismatchError, match="hash-128-en-es-zh"):
         Searcher(searcher.reader, ENGLISH)
