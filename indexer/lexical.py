@@ -134,16 +134,44 @@ class LexicalIndex:
         self, query: str, language: str | None, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, rows) for a query, only rows with a positive score (and in `allowed`, if given)."""
-        tokens = tokenize(query, language)
-        if not tokens or not self.size or self._retriever is None:
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        scores, rows, _ = self.search_with_coverage(query, language, k, allowed)
+        return scores, rows
+
+    def search_with_coverage(
+        self, query: str, language: str | None, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top-k (scores, rows, coverage): coverage is the share of the query's IDF mass each row contains.
+
+        Query terms the corpus lacks count with the highest IDF, so a Chinese question over English passages,
+        or a match on one common word, covers little of the query however the matched rows rank.
+        """
+        empty = np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        terms = list(dict.fromkeys(tokenize(query, language)))
+        if not terms or not self.size or self._retriever is None:
+            return empty
         vocabulary = self._retriever.vocab_dict
-        known = [t for t in tokens if t in vocabulary]
+        known = [t for t in terms if t in vocabulary]
         if not known:
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+            return empty
         mask = None if allowed is None else allowed.astype(np.float32)
-        rows, scores = self._retriever.retrieve(
+        found, scores = self._retriever.retrieve(
             [known], k=min(k, self.size), show_progress=False, n_threads=1, weight_mask=mask
         )
         keep = scores[0] > 0
-        return scores[0][keep].astype(np.float32), rows[0][keep].astype(np.int64)
+        rows = found[0][keep].astype(np.int64)
+        return scores[0][keep].astype(np.float32), rows, self._coverage(terms, rows)
+
+    def _coverage(self, terms: list[str], rows: np.ndarray) -> np.ndarray:
+        matrix = self._retriever.scores
+        indptr, indices, total = matrix["indptr"], matrix["indices"], float(self.size)
+        vocabulary = self._retriever.vocab_dict
+        matched = np.zeros(len(rows), dtype=np.float64)
+        mass = 0.0
+        for term in terms:
+            term_id = vocabulary.get(term)
+            frequency = 0 if term_id is None else int(indptr[term_id + 1] - indptr[term_id])
+            idf = float(np.log(1.0 + (total - frequency + 0.5) / (frequency + 0.5)))
+            mass += idf
+            if frequency:
+                matched += idf * np.isin(rows, indices[indptr[term_id] : indptr[term_id + 1]])
+        return (matched / mass).astype(np.float32) if mass else np.zeros(len(rows), np.float32)

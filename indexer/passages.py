@@ -64,15 +64,23 @@ def dominant_language(passages: list[Passage]) -> str | None:
     return weights.most_common(1)[0][0] if weights else None
 
 
+CONTEXT_MAX_CHARS = 160
+
+
 def embedding_text(text: str, title: str | None, heading: tuple[str, ...]) -> str:
-    """What the model embeds for a passage: its context (title, headings) and then its text.
+    """What the models embed (and BM25 indexes) for a passage: its context (title, headings), then its text.
 
     The title and headings say what a passage is about when its own sentences do not; parts the text already
-    starts with are not repeated.
+    starts with are not repeated, and the context keeps its most specific end within CONTEXT_MAX_CHARS, so
+    deep heading paths cannot crowd the passage out of the model's window.
     """
-    context = [part for part in (title, *heading) if part and not text.startswith(part)]
-    context = list(dict.fromkeys(context))
-    return (" — ".join(context) + "\n" + text) if context else text
+    parts = list(dict.fromkeys(part for part in (title, *heading) if part and not text.startswith(part)))
+    if not parts:
+        return text
+    context = " — ".join(parts)
+    if len(context) > CONTEXT_MAX_CHARS:
+        context = "…" + context[-(CONTEXT_MAX_CHARS - 1) :].lstrip()
+    return context + "\n" + text
 
 
 _JUNK_TITLE_RE = re.compile(

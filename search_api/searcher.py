@@ -102,7 +102,7 @@ class Searcher:
         # Fusion and grouping both need candidates beyond the page: look further down each list.
         depth = max(wanted * 8 + 50, 100) if per_document else max(wanted * 2, 100)
         dense_weight, lexical_weight = self.weights
-        rankings: list[tuple[float, list[int]]] = []
+        rankings: list[tuple[float | list[float], list[int]]] = []
         language = guess_query_language(query, self.corpus_languages)
         if dense_weight > 0:
             for encoder, dense, rows_mask in zip(self.encoders, self.reader.dense, self._route(language), strict=True):
@@ -116,8 +116,10 @@ class Searcher:
                 timings[f"dense:{encoder.model_id}"] = time.perf_counter() - started
         if lexical_weight > 0:
             started = time.perf_counter()
-            _, lexical_rows = self.reader.lexical.search(query, language, depth, allowed)
-            rankings.append((lexical_weight, lexical_rows.tolist()))
+            _, lexical_rows, coverage = self.reader.lexical.search_with_coverage(query, language, depth, allowed)
+            # Lexical evidence counts in proportion to how much of the query a passage contains: a match on
+            # one common word must not outrank a semantic match in another language.
+            rankings.append(((lexical_weight * coverage).tolist(), lexical_rows.tolist()))
             timings["lexical"] = time.perf_counter() - started
         ranked = reciprocal_rank_fusion(rankings)
         if per_document:

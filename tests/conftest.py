@@ -6,6 +6,7 @@ import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,3 +110,22 @@ def make_pptx(slides: Sequence[tuple[str, Sequence[str], str]]) -> bytes:
     out = io.BytesIO()
     presentation.save(out)
     return out.getvalue()
+
+
+def lexical_coverage_oracle(reader: Any, query: str, language: str | None, rows: Sequence[int]) -> list[float]:
+    """Brute force: the share of the query's IDF mass each row's indexed text contains."""
+    import math
+
+    from indexer.lexical import tokenize
+    from indexer.passages import embedding_text
+
+    records = reader.passages(range(reader.manifest.passage_count))
+    row_terms = {
+        row: set(tokenize(embedding_text(r.text, r.title, r.heading), r.language or r.document_language))
+        for row, r in records.items()
+    }
+    terms = list(dict.fromkeys(tokenize(query, language)))
+    total = len(row_terms)
+    idf = {t: math.log(1 + (total - (df := sum(t in s for s in row_terms.values())) + 0.5) / (df + 0.5)) for t in terms}
+    mass = sum(idf.values())
+    return [sum(idf[t] for t in terms if t in row_terms[row]) / mass for row in rows]

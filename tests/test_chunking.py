@@ -115,3 +115,13 @@ def test_titles_come_from_properties_unless_placeholders_then_headings_first_lin
     assert infer_title(headed, "notes.md") == "Offline access"
     long_first_line = Extraction("text/plain", (Section("word " * 60),))
     assert infer_title(long_first_line, "field_notes-2024.txt") == "field notes 2024"
+
+
+def test_long_context_keeps_its_most_specific_end() -> None:
+    from indexer.passages import CONTEXT_MAX_CHARS
+
+    heading = ("Part " + "x" * 200, "Section on calibration")
+    embedded = embedding_text("Body.", "A title", heading)
+    context, body = embedded.split("\n")
+    assert body == "Body." and len(context) == CONTEXT_MAX_CHARS
+    assert context.startswith("…") and context.endswith("Section on calibration")

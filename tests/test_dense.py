@@ -10,6 +10,7 @@ from indexer.generation_reader import open_published
 from indexer.language import guess_query_language
 from indexer.pipeline import Indexer
 from search_api.searcher import Searcher
+from tests.conftest import lexical_coverage_oracle
 
 
 def _unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -63,10 +64,13 @@ def test_searcher_ranks_passages_like_brute_force_over_the_published_vectors(ind
     language = guess_query_language(query, searcher.corpus_languages)
     assert language == "en"
     _, lexical_rows = reader.lexical.search(query, language, 100)
+    coverage = lexical_coverage_oracle(reader, query, language, lexical_rows.tolist())
+    assert all(0 < share <= 1 for share in coverage)
     fused: dict[int, float] = {}
-    for ranking in (dense_order, lexical_rows.tolist()):
-        for rank, row in enumerate(ranking, start=1):
-            fused[row] = fused.get(row, 0.0) + 1.0 / (60 + rank)
+    for rank, row in enumerate(dense_order, start=1):
+        fused[row] = fused.get(row, 0.0) + 1.0 / (60 + rank)
+    for rank, (row, share) in enumerate(zip(lexical_rows.tolist(), coverage, strict=True), start=1):
+        fused[row] = fused.get(row, 0.0) + share / (60 + rank)
     expected = sorted(fused.items(), key=lambda item: -item[1])[:8]
     assert [h.passage.row for h in result.hits] == [row for row, _ in expected]
     np.testing.assert_allclose([h.score for h in result.hits], [score for _, score in expected], rtol=1e-6)
@@ -74,7 +78,9 @@ def test_searcher_ranks_passages_like_brute_force_over_the_published_vectors(ind
     # Either retriever alone: its own ranking, unchanged.
     assert [h.passage.row for h in Searcher(reader, embedder, 1.0, 0.0).search(query, k=8).hits] == dense_order[:8]
     lexical_only = Searcher(reader, embedder, 0.0, 1.0).search(query, k=8).hits
-    assert [h.passage.row for h in lexical_only] == lexical_rows.tolist()[:8]
+    pairs = zip(lexical_rows.tolist(), coverage, strict=True)
+    weighted = sorted(((row, share / (60 + rank)) for rank, (row, share) in enumerate(pairs, 1)), key=lambda i: -i[1])
+    assert [h.passage.row for h in lexical_only] == [row for row, _ in weighted][:8]
     # One hit per document: the best passage of each, in score order.
     grouped = searcher.search(query, k=6, per_document=True)
     assert len({h.passage.document_id for h in grouped.hits}) == 6

@@ -37,3 +37,19 @@ def test_bm25_ranks_the_passage_with_the_rare_term_first() -> None:
     scores, rows = index.search("calibrating peer graders", "en", 10)
     assert rows.tolist() == [1, 0] and scores[0] > scores[1] > 0
     assert index.search("nothing matches", "en", 10)[1].tolist() == []
+
+
+def test_coverage_is_the_share_of_query_idf_a_row_contains() -> None:
+    import math
+
+    index = LexicalIndex.build([("rubrics calibration", "en"), ("rubrics", "en"), ("video", "en"), ("video", "en")])
+    _, rows, coverage = index.search_with_coverage("rubrics calibration zebra", "en", 10)
+    idf = {t: math.log(1 + (4 - df + 0.5) / (df + 0.5)) for t, df in {"rubric": 2, "calibr": 1, "zebra": 0}.items()}
+    mass = sum(idf.values())
+    assert rows.tolist() == [0, 1]
+    assert coverage.tolist() == pytest.approx([(idf["rubric"] + idf["calibr"]) / mass, idf["rubric"] / mass])
+
+
+def test_per_position_weights_scale_each_contribution() -> None:
+    fused = dict(reciprocal_rank_fusion([([0.5, 1.0], [1, 2]), (1.0, [2])], k=10))
+    assert fused == pytest.approx({1: 0.5 / 11, 2: 1.0 / 12 + 1.0 / 11})

@@ -13,6 +13,7 @@ from indexer.metadata import DocumentMetadata
 from indexer.pipeline import Indexer
 from search_api.searcher import ModelMismatchError, Searcher
 from search_api.settings import ApiSettings
+from tests.conftest import lexical_coverage_oracle
 
 ENGLISH = HashEmbedder(256, languages=frozenset({"en"}))
 # Like USE: multilingual with an explicit list of languages (which includes English).
@@ -70,9 +71,9 @@ def test_search_fuses_the_routed_dense_rankings_with_bm25(built: tuple[Indexer, 
     languages = searcher.reader.row_language
     oracle: dict[int, float] = {}
 
-    def add(ranking: list[int]) -> None:
+    def add(ranking: list[int], weights: list[float] | None = None) -> None:
         for rank, row in enumerate(ranking, start=1):
-            oracle[row] = oracle.get(row, 0.0) + 1 / (60 + rank)
+            oracle[row] = oracle.get(row, 0.0) + (weights[rank - 1] if weights else 1.0) / (60 + rank)
 
     for encoder, dense, keep in (
         (ENGLISH, searcher.reader.dense[0], languages == "en"),
@@ -81,7 +82,8 @@ def test_search_fuses_the_routed_dense_rankings_with_bm25(built: tuple[Indexer, 
         vectors = dense.index.reconstruct_n(0, dense.index.ntotal)
         scores = vectors @ encoder.embed_queries([query])[0]
         add([int(r) for r in np.argsort(-scores, kind="stable") if keep[r]])
-    add(searcher.reader.lexical.search(query, "en", 100)[1].tolist())
+    lexical_rows = searcher.reader.lexical.search(query, "en", 100)[1].tolist()
+    add(lexical_rows, lexical_coverage_oracle(searcher.reader, query, "en", lexical_rows))
     expected = sorted(oracle.items(), key=lambda item: -item[1])
     result = searcher.search(query, k=4)
     assert [h.passage.row for h in result.hits] == [row for row, _ in expected]
