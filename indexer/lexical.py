@@ -108,6 +108,7 @@ class LexicalIndex:
         """Index (text, language) pairs in row order."""
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         retriever = bm25s.BM25(k1=BM25_K1, b=BM25_B)
         corpus = [tokenize(text, language) or ["\u2205"] for text, language in passages]
         if corpus:

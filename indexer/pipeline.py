@@ -23,7 +23,7 @@ from tqdm import tqdm
 from indexer.catalog import Catalog, Document, Passage
 from indexer.dense import EXACT_INNER_PRODUCT, build_dense_index, write_dense_index
 from indexer.embedcache import EmbeddingCache
-from indexer.embedding import Embedder, load_embedder, load_embedders
+from indexer.embedding import Embedder, load_embedder, model_list
 from indexer.extract import Extraction, ExtractionError, ExtractionLimits
 from indexer.extract.model import BROKEN_TEXT_ENCODING
 from indexer.fingerprint import duplicate_clusters, minhash, most_similar
@@ -123,8 +123,8 @@ class Indexer:
     def embedders(self) -> list[Embedder]:
         """Every encoder a generation gets a dense index for: the primary one first, then the multilingual one."""
         if self._extra_embedders is None:
-            extra = self.settings.multilingual_model
-            self._extra_embedders = load_embedders(extra, None, self.settings.embed_batch_size) if extra else []
+            names = model_list(self.settings.multilingual_model)
+            self._extra_embedders = [load_embedder(name, self.settings.embed_batch_size) for name in names]
         return [self.embedder, *(e for e in self._extra_embedders if e.model_id != self.embedder.model_id)]
 
     @property

@@ -25,7 +25,8 @@ class IndexerSettings(BaseSettings):
     model: str = Field(DEFAULT_MODEL, description="Embedding model id (see `moocsearch models`) or local path.")
     multilingual_model: str | None = Field(
         "use-multilingual-v3",
-        description="A second, multilingual encoder for queries and passages in different languages (None: off).",
+        description="Multilingual encoder(s), comma-separated, for other languages and cross-language pairs "
+        "(empty: none); multilingual-e5-small can be added: more accurate across languages, far slower.",
     )
     embed_batch_size: int = Field(32, ge=1, le=1024)
     passage_max_tokens: int = Field(
