@@ -623,3 +623,24 @@ def test_text_with_nul_bytes_is_binary() -> None:
 def test_join_lines(lines: list[str], expected: str) -> None:
     """Wrapped lines join with a space, except next to Chinese/Japanese characters and punctuation."""
     assert join_lines(lines) == expected
+
+
+def test_pdf_bookmarks_become_the_heading_path_of_each_page() -> None:
+    """Pages take the path of the last bookmark starting on or before them; pages before any have none."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    bodies = ["Why we tried peer review.", "Rubrics and calibration rounds.", "Agreement was high.", "Next steps."]
+    for body, sections in zip(bodies, [[], [("Methods", 0)], [("Results", 0), ("Agreement", 1)], []], strict=True):
+        pdf.add_page()
+        for title, level in sections:
+            pdf.start_section(title, level=level)
+        pdf.multi_cell(0, 6, body)
+    extraction = extract_document(bytes(pdf.output()), "bookmarks.pdf")
+    assert [(s.page, s.heading) for s in extraction.sections] == [
+        (1, ()),
+        (2, ("Methods",)),
+        (3, ("Results", "Agreement")),
+        (4, ("Results", "Agreement")),
+    ]

@@ -297,6 +297,47 @@ def _ocr_pages(
     return texts
 
 
+_MAX_OUTLINE_ENTRIES = 5000
+
+
+def outline_headings(reader: Any, page_count: int) -> list[tuple[str, ...]]:
+    """For every page, the heading path of the last bookmark (outline entry) that starts on or before it.
+
+    Bookmarks are the only reliable headings a PDF has; broken or cyclic outlines give no headings.
+    """
+    entries: list[tuple[int, tuple[str, ...]]] = []
+
+    def walk(items: Any, path: tuple[str, ...], depth: int) -> None:
+        previous: tuple[str, ...] = path
+        for item in items:
+            if len(entries) >= _MAX_OUTLINE_ENTRIES or depth > 8:
+                return
+            if isinstance(item, list):
+                walk(item, previous, depth + 1)
+                continue
+            title = normalise_text(str(getattr(item, "title", "") or ""))
+            page = reader.get_destination_page_number(item)
+            if title and page is not None and 0 <= page < page_count:
+                previous = (*path, title)
+                entries.append((page, previous))
+
+    try:
+        walk(reader.outline, (), 0)
+    except Exception as exc:  # malformed outlines are common; headings are a bonus
+        logger.info("outline ignored: %s", exc)
+        return [() for _ in range(page_count)]
+    headings: list[tuple[str, ...]] = []
+    current: tuple[str, ...] = ()
+    by_page = sorted(entries, key=lambda entry: entry[0])  # stable: outline order within a page
+    position = 0
+    for page in range(page_count):
+        while position < len(by_page) and by_page[position][0] <= page:
+            current = by_page[position][1]
+            position += 1
+        headings.append(current)
+    return headings
+
+
 def extract_pdf(data: bytes, limits: ExtractionLimits, ocr: PageOcr | None = None) -> Extraction:
     """One section per page, numbered from 1, in the order pypdf reads the text, without running headers,
     footers and page numbers. Pages without text are OCR'd when the limits allow it and `ocr` (by default
@@ -322,6 +363,7 @@ def extract_pdf(data: bytes, limits: ExtractionLimits, ocr: PageOcr | None = Non
         for number, lines in enumerate(drop_running_lines(read, keys | running_keys(read)), start=1):
             if number in ocr_texts:
                 cleaned[number - 1] = lines
+    headings = outline_headings(reader, len(cleaned))
     sections: list[Section] = []
     empty_pages: list[int] = []
     chars = 0
@@ -336,7 +378,7 @@ def extract_pdf(data: bytes, limits: ExtractionLimits, ocr: PageOcr | None = Non
             truncated = True
         chars += len(text)
         if text:
-            sections.append(Section(text=text, page=number))
+            sections.append(Section(text=text, page=number, heading=headings[number - 1]))
         if truncated and chars >= limits.max_chars:
             break
     if not sections:
