@@ -78,5 +78,7 @@ class IndexerSettings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = os.environ.get("MOOCSEARCH_CONFIG")
         if config_file:
+            if not Path(config_file).is_file():
+                raise FileNotFoundError(f"MOOCSEARCH_CONFIG names {config_file}, which is not a file")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)

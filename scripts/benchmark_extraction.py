@@ -9,20 +9,22 @@ import argparse
 import time
 from pathlib import Path
 
-from indexer.extract import ExtractionError, extract_document
+from indexer.extract import ExtractionError, ExtractionLimits, extract_document
 
 
 def main() -> None:
     """Extract every PDF once and print per-file and total pages/s."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path)
+    parser.add_argument("--no-ocr", action="store_true", help="Leave pages without a text layer empty.")
     args = parser.parse_args()
+    limits = ExtractionLimits(ocr=not args.no_ocr)
     total_pages, total_seconds = 0, 0.0
     for path in sorted(args.folder.glob("*.pdf")):
         data = path.read_bytes()
         started = time.perf_counter()
         try:
-            extraction = extract_document(data, path.name)
+            extraction = extract_document(data, path.name, limits)
             pages, outcome = extraction.page_count or 0, f"{extraction.char_count} chars"
         except ExtractionError as exc:
             pages, outcome = 0, f"{exc.reason}"

@@ -156,3 +156,8 @@ def test_documents_show_gives_status_reason_and_provenance(tmp_path: Path, docs:
     assert code == 1 and "no document" in err
     code, _, err = _run(data, "documents", "list", "--status", "lost")
     assert code == 2 and "unknown status" in err
+
+
+def test_a_missing_config_file_is_a_clear_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["documents", "list"], env={"MOOCSEARCH_CONFIG": str(tmp_path / "nope.toml")})
+    assert result.exit_code == 2 and "nope.toml" in result.stderr

@@ -66,3 +66,15 @@ def test_manifest_errors_name_the_entry(tmp_path: Path) -> None:
     manifest.write_text("[]")
     with pytest.raises(MetadataError, match="documents"):
         read_manifest(manifest)
+
+
+def test_settings_come_from_a_toml_file_and_the_environment_wins(tmp_path: Path, monkeypatch) -> None:
+    from search_api.settings import ApiSettings
+
+    config = tmp_path / "moocsearch.toml"
+    config.write_text('data_dir = "/srv/moocsearch"\nport = 8080\npassage_max_tokens = 180\n')
+    monkeypatch.setenv("MOOCSEARCH_CONFIG", str(config))
+    monkeypatch.setenv("MOOCSEARCH_PORT", "9000")
+    settings = ApiSettings()
+    assert (settings.data_dir, settings.port, settings.passage_max_tokens) == (Path("/srv/moocsearch"), 9000, 180)
+    assert ApiSettings(port=7000).port == 7000
