@@ -105,14 +105,19 @@ class Searcher:
         rankings: list[tuple[float | list[float], list[int]]] = []
         language = guess_query_language(query, self.corpus_languages)
         if dense_weight > 0:
-            for encoder, dense, rows_mask in zip(self.encoders, self.reader.dense, self._route(language), strict=True):
+            routes = self._route(language)
+            # Rows that several multilingual encoders rank share one dense weight among them, so that no row
+            # gets more dense evidence than another merely because more encoders rank it.
+            sharing = sum(1 for dense in self.reader.dense if _multilingual(dense.languages)) or 1
+            for encoder, dense, rows_mask in zip(self.encoders, self.reader.dense, routes, strict=True):
+                weight = dense_weight / sharing if _multilingual(dense.languages) and len(routes) > 1 else dense_weight
                 mask = rows_mask if allowed is None else (allowed if rows_mask is None else rows_mask & allowed)
                 if mask is not None and not mask.any():
                     continue
                 started = time.perf_counter()
                 query_vector = encoder.embed_queries([query])
                 _, dense_rows = search_dense(dense.index, query_vector, depth, mask)
-                rankings.append((dense_weight, [int(r) for r in dense_rows[0] if r >= 0]))
+                rankings.append((weight, [int(r) for r in dense_rows[0] if r >= 0]))
                 timings[f"dense:{encoder.model_id}"] = time.perf_counter() - started
         if lexical_weight > 0:
             started = time.perf_counter()
@@ -152,8 +157,8 @@ class Searcher:
         covered = np.zeros(len(rows), dtype=bool)
         masks: list[np.ndarray | None] = []
         for dense in self.reader.dense:
-            if dense.languages is None or len(dense.languages) > 1:
-                masks.append(None)  # multilingual: filled in below
+            if dense.languages is None or _multilingual(dense.languages):
+                masks.append(None)  # filled in below
             elif query_language in dense.languages:
                 # Passages of unknown language are taken to be in the query's language.
                 mask = (rows == query_language) | (rows == "")
@@ -180,3 +185,8 @@ class Searcher:
             else:
                 best[document], more[document] = (row, score), 0
         return list(best.values()), {row: more[int(documents[row])] for row, _ in best.values()}
+
+
+def _multilingual(languages: frozenset[str] | None) -> bool:
+    """An encoder trained for several languages (or any), as opposed to one for a single language."""
+    return languages is None or len(languages) > 1

@@ -84,4 +84,5 @@ def test_real_vectors_are_unit_length_float32(built: tuple[Indexer, Searcher]) -
     assert [e["model_id"] for e in searcher.reader.manifest.encoders] == [
         "sentence-transformers/all-MiniLM-L6-v2",
         "google/universal-sentence-encoder-multilingual-3",
+        "intfloat/multilingual-e5-small",
     ]

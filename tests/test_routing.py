@@ -95,3 +95,31 @@ def test_a_searcher_needs_every_encoder_of_the_generation(built: tuple[Indexer, 
     _, searcher = built
     with pytest.raises(ModelMismatchError, match="hash-128-en-es-zh"):
         Searcher(searcher.reader, ENGLISH)
+
+
+def test_two_multilingual_encoders_share_one_dense_weight(settings: ApiSettings) -> None:
+    second = HashEmbedder(64)  # multilingual (no language list)
+    indexer = Indexer(settings, ENGLISH, [MULTILINGUAL, second])
+    for name, (language, text) in TEXTS.items():
+        indexer.ingest(text.encode(), name, DocumentMetadata(language=language))
+    indexer.build()
+    reader = open_published(settings.data_dir)
+    assert reader is not None
+    searcher = Searcher(reader, [ENGLISH, MULTILINGUAL, second], dense_weight=1.0, lexical_weight=0.0)
+    query = "rubrics calibrated peer assessment"
+    languages = reader.row_language
+    oracle: dict[int, float] = {}
+    for encoder, dense, keep, weight in (
+        (ENGLISH, reader.dense[0], languages == "en", 1.0),
+        (MULTILINGUAL, reader.dense[1], languages != "en", 0.5),
+        (second, reader.dense[2], languages != "en", 0.5),
+    ):
+        vectors = dense.index.reconstruct_n(0, dense.index.ntotal)
+        scores = vectors @ encoder.embed_queries([query])[0]
+        ranking = [int(r) for r in np.argsort(-scores, kind="stable") if keep[r]]
+        for rank, row in enumerate(ranking, start=1):
+            oracle[row] = oracle.get(row, 0.0) + weight / (60 + rank)
+    hits = searcher.search(query, k=4).hits
+    assert {h.passage.row: round(h.score, 9) for h in hits} == {row: round(s, 9) for row, s in oracle.items()}
+    reader.close()
+    indexer.close()
