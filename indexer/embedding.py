@@ -273,7 +273,6 @@ MODELS: dict[str, Callable[[int], Embedder]] = {
     "use-multilingual-v3": lambda batch_size: UniversalSentenceEncoder(threads=2, batch_size=max(batch_size, 64)),
     "multilingual-e5-small": lambda batch_size: MultilingualE5Small(threads=2),
     "hash-256": lambda batch_size: HashEmbedder(256),
-    "hash-128": lambda batch_size: HashEmbedder(128),
 }
 
 
