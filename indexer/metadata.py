@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from indexer.text import normalise_text
+
 RESOURCE_TYPES = ("practice_report", "teaching_resource", "syllabus", "slides", "dataset", "other")
 VISIBILITIES = ("public", "alliance", "member")
 _LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
@@ -50,7 +52,9 @@ def _text(name: str, value: Any) -> str | None:
         return None
     if not isinstance(value, str | int | float):
         raise MetadataError(f"{name}: expected text, got {type(value).__name__}")
-    text = " ".join(str(value).split())
+    # The same clean-up as extracted text: no controls, bidi marks or lone surrogates (which SQLite and JSON
+    # encoders refuse), NFC.
+    text = " ".join(normalise_text(str(value)).split())
     if len(text) > _MAX_TEXT:
         raise MetadataError(f"{name}: longer than {_MAX_TEXT} characters")
     return text or None
@@ -71,7 +75,7 @@ def _year(value: Any) -> int | None:
         return None
     try:
         year = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise MetadataError(f"year: expected a whole number, got {value!r}") from None
     if not 1900 <= year <= 2100:
         raise MetadataError(f"year: {year} is outside 1900-2100")

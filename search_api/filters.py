@@ -1,12 +1,20 @@
-"""Search filters: which documents a search may return, applied inside retrieval as a mask over rows."""
+"""Search filters: which documents a search may return, applied inside retrieval as a mask over rows.
+
+Two kinds of condition meet in one mask: the caller's filters on metadata (as of the generation), and access
+(as the catalog says now): a deleted document, or one the viewer may not see, is never a candidate of either
+retriever, so hiding it cannot leave a page short or leak through ranking.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from indexer.access import ALLIANCE, PUBLIC, Viewer
+from indexer.catalog import DELETED, DocumentAccess
 from indexer.generation_reader import DocumentInfo
 
 
@@ -22,6 +30,14 @@ class SearchFilters:
     year_from: int | None = None
     year_to: int | None = None
     visibilities: tuple[str, ...] = ()
+    # Access: with a viewer, only documents that `access` (the catalog now) shows as live and visible to it pass.
+    # No viewer: no access check (the CLI and evaluation read everything).
+    viewer: Viewer | None = None
+    access: Mapping[str, DocumentAccess] | None = None
+
+    def __post_init__(self) -> None:
+        if self.viewer is not None and self.access is None:
+            raise ValueError("a viewer needs the catalog's document access table")
 
     @property
     def active(self) -> bool:
@@ -32,7 +48,10 @@ class SearchFilters:
         ) != (None, None)
 
     def matches(self, document: DocumentInfo) -> bool:
-        """Whether a document passes every condition."""
+        """Whether a document passes every condition, access included."""
+        return self._matches_metadata(document) and self.visible(document.id)
+
+    def _matches_metadata(self, document: DocumentInfo) -> bool:
         members = {m.casefold() for m in self.members}
         return (
             (not members or (document.member or "").casefold() in members)
@@ -44,9 +63,76 @@ class SearchFilters:
             and (not self.visibilities or document.visibility in self.visibilities)
         )
 
+    def for_viewer(self, viewer: Viewer, access: Mapping[str, DocumentAccess]) -> SearchFilters:
+        """These filters, restricted to what `viewer` may see according to the catalog's `access` table."""
+        return replace(self, viewer=viewer, access=access)
+
+    def visible(self, document_id: str) -> bool:
+        """Whether the viewer may see a document at all (live in the catalog and visible to it)."""
+        if self.viewer is None:
+            return True
+        access = (self.access or {}).get(document_id)
+        return access is not None and access.status != DELETED and self.viewer.can_see(access.visibility, access.member)
+
+    def document_mask(self, documents: Sequence[DocumentInfo]) -> np.ndarray | None:
+        """Which of a generation's documents pass, or None when all do."""
+        masks = []
+        if self.active:
+            masks.append(np.fromiter(map(self._matches_metadata, documents), dtype=bool, count=len(documents)))
+        if self.viewer is not None:
+            assert self.access is not None
+            masks.append(_access_arrays(documents, self.access).visible_to(self.viewer))
+        if not masks:
+            return None
+        mask = np.logical_and.reduce(masks) if len(masks) > 1 else masks[0]
+        return None if mask.all() else mask
+
     def row_mask(self, documents: Sequence[DocumentInfo], row_document: np.ndarray) -> np.ndarray | None:
         """A boolean mask over index rows, or None when nothing is filtered."""
-        if not self.active:
+        document_mask = self.document_mask(documents)
+        if document_mask is None:
             return None
-        document_mask = np.fromiter((self.matches(d) for d in documents), dtype=bool, count=len(documents))
         return document_mask[row_document] if len(documents) else np.zeros(len(row_document), dtype=bool)
+
+
+class _AccessArrays:
+    """A generation's documents' access, as arrays in document order, so a viewer's mask is a few vector ops."""
+
+    def __init__(self, documents: Sequence[DocumentInfo], access: Mapping[str, DocumentAccess]) -> None:
+        found = [access.get(d.id) for d in documents]
+        # A document the catalog does not know is treated as deleted: fail closed.
+        self.live = np.array([a is not None and a.status != DELETED for a in found], dtype=bool)
+        self.visibility = np.array([a.visibility if a else "" for a in found], dtype=object)
+        self.member = np.array([(a.member or "").casefold() if a else "" for a in found], dtype=object)
+
+    def visible_to(self, viewer: Viewer) -> np.ndarray:
+        """Live documents the viewer may see (the rule of Viewer.can_see)."""
+        if viewer.admin:
+            return self.live.copy()
+        allowed = self.visibility == PUBLIC
+        if viewer.is_member:
+            allowed |= self.visibility == ALLIANCE
+        if viewer.member:
+            allowed |= self.member == viewer.member.casefold()
+        return self.live & allowed
+
+
+_CACHE_SIZE = 4
+_cache: dict[tuple[int, int], tuple[Sequence[DocumentInfo], Mapping[str, DocumentAccess], _AccessArrays]] = {}
+_cache_lock = threading.Lock()
+
+
+def _access_arrays(documents: Sequence[DocumentInfo], access: Mapping[str, DocumentAccess]) -> _AccessArrays:
+    """The arrays for one generation and one catalog state, built once and reused by every query until either
+    changes (both are replaced, never mutated, so their identity is the key; the entry holds them alive)."""
+    key = (id(documents), id(access))
+    with _cache_lock:
+        entry = _cache.get(key)
+        if entry is not None:
+            return entry[2]
+    arrays = _AccessArrays(documents, access)
+    with _cache_lock:
+        while len(_cache) >= _CACHE_SIZE:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = (documents, access, arrays)
+    return arrays

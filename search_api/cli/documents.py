@@ -179,3 +179,24 @@ def documents_show(
     for p in passages[:3]:
         where = f"p. {p.page}" if p.page else " > ".join(p.heading) or "-"
         typer.echo(f"  [{where}] {' '.join(p.text.split())[:160]}")
+
+
+@documents_app.command("delete")
+def documents_delete(
+    document_id: Annotated[str, typer.Argument(help="The document id (see `documents list`).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a document: running services leave it out of results at once, the next build out of the index."""
+    indexer = Indexer(settings())
+    try:
+        document = indexer.catalog.delete_document(document_id)
+    finally:
+        indexer.close()
+    if document is None:
+        fail(f"no document {document_id}")
+    if as_json:
+        emit(_document_dict(document))
+    else:
+        typer.echo(
+            f"deleted {document.id} ({document.title or document.filename}); gone from the index at the next build"
+        )
