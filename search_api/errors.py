@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from search_api.schemas import ErrorOut
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +32,54 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The error shape as a response, for middleware that answers before any route runs."""
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def error_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring the JSON error body for `statuses`; `descriptions` (`s404="..."`) say when."""
+    return {
+        status: {"model": ErrorOut, "description": descriptions.get(f"s{status}", _DESCRIPTIONS.get(status, "Error."))}
+        for status in statuses
+    }
+
+
+# Errors any route can give, declared once on the app: bodies over the limit, throttled clients, bad input.
+_DESCRIPTIONS = {
+    400: "Malformed request (e.g. an invalid Content-Length).",
+    413: "The request body is larger than the configured limit.",
+    422: "A parameter or the body failed validation.",
+    429: "Too many requests from this API key or IP address; retry after `Retry-After` seconds.",
+    500: "An unexpected error; the message hides the details, the log has them.",
+    503: "No index generation is loaded yet.",
+}
+
+
+def document_errors(app: FastAPI, unthrottled_paths: Collection[str] = ()) -> None:
+    """Make the OpenAPI schema say what a 422 is here, the JSON error body, where FastAPI would document its own
+    validation error model (routes with parameters that declare no 422 themselves); and drop the app-wide 429
+    from the paths the rate limit never applies to."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()  # FastAPI caches it: the rewrite below runs on the cached dict, idempotently
+        for path, operations in schema.get("paths", {}).items():
+            for operation in operations.values():
+                if path in unthrottled_paths:
+                    operation.get("responses", {}).pop("429", None)
+                content = operation.get("responses", {}).get("422", {}).get("content", {}).get("application/json")
+                if content and content.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                    content["schema"] = {"$ref": "#/components/schemas/ErrorOut"}
+                    operation["responses"]["422"]["description"] = _DESCRIPTIONS[422]
+        components = schema.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for error in exc.errors():
@@ -45,6 +97,7 @@ _STATUS_CODES = {
     413: "too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
+    503: "unavailable",
 }
 
 
