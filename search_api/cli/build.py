@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import errno
+import json
+import sys
+from typing import Annotated, Any
 
 import typer
 
+from indexer.catalog import BUILD_REJECTED, TRIGGER_CLI, TRIGGERS, Catalog
+from indexer.diskspace import InsufficientSpaceError
 from indexer.embedding import UnknownModelError, load_embedders
 from indexer.generation import (
     GenerationError,
@@ -15,12 +20,17 @@ from indexer.generation import (
     read_manifest,
 )
 from indexer.pipeline import BuildAlreadyRunning, BuildReport, Indexer
-from search_api.cli.common import JsonOpt, emit, fail, index_app, settings
+from indexer.quality import QualityGateError
+from search_api.cli.common import EXIT_NO_SPACE, EXIT_REJECTED, JsonOpt, emit, fail, index_app, settings
+from search_api.gate import generation_search
 from search_api.settings import ApiSettings
 
 
 def print_build_report(report: BuildReport) -> None:
     """Counts, rates and failures of a build, for people."""
+    if report.outcome == BUILD_REJECTED and report.quality is not None:
+        print_rejection(report.quality)
+        return
     embed_seconds = report.seconds.get("embed", 0.0)
     rate = report.passages_embedded / embed_seconds if embed_seconds and report.passages_embedded else 0.0
     typer.echo(
@@ -28,21 +38,65 @@ def print_build_report(report: BuildReport) -> None:
         f"({report.passages_embedded} embedded now at {rate:.1f}/s), {report.documents_extracted} extracted, "
         f"{len(report.failures)} failed, {report.seconds.get('total', 0):.1f}s"
     )
+    typer.echo(
+        f"  build {report.build_id} ({report.trigger}): {report.documents_added} documents added, "
+        f"{report.documents_changed} changed, {report.documents_deleted} deleted since the last generation"
+    )
     for failure in report.failures:
         typer.echo(f"  failed {failure.document_id} {failure.filename}: {failure.reason}: {failure.message}")
 
 
-def run_build(config: ApiSettings, full: bool = False, progress: bool = True) -> BuildReport:
-    """Build and publish a generation, mapping known errors to CLI exits."""
+def settings_from_stdin() -> ApiSettings:
+    """The settings a parent process (the service's build runner) wrote as JSON to our standard input."""
+    try:
+        return ApiSettings(**json.loads(sys.stdin.read()))
+    except Exception as exc:
+        fail(f"invalid settings on standard input: {exc}", code=2)
+
+
+def print_rejection(quality: dict[str, Any]) -> None:
+    """Which golden queries a rejected generation failed."""
+    typer.echo(
+        f"rejected {quality['generation_id']} (kept unpublished; the published generation keeps serving): "
+        f"{quality['passing']}/{quality['checked']} golden queries found their document in the top "
+        f"{quality['top_n']}, {quality['min_pass_rate']:.0%} required"
+    )
+    for failure in quality["failures"]:
+        typer.echo(f"  failed {failure['query']!r}: expected {failure['expected']}, found {failure['found']}")
+
+
+def run_build(
+    config: ApiSettings,
+    full: bool = False,
+    progress: bool = True,
+    trigger: str = TRIGGER_CLI,
+    build_id: int | None = None,
+) -> BuildReport:
+    """Build a generation and publish it if it passes the quality gate, mapping known errors to CLI exits.
+
+    The one build path: `moocsearch index build` from a shell, cron or a systemd timer, and every build the
+    service starts (a child process running this command with `--build-id` of the record it queued)."""
     try:
         primary, *extra = load_embedders(config.model, config.multilingual_model, config.embed_batch_size)
-        indexer = Indexer(config, primary, extra)
+        indexer = Indexer(config, primary, extra, quality_search=generation_search(config, [primary, *extra]))
     except UnknownModelError as exc:
         fail(str(exc), code=2)
     try:
-        return indexer.build(full=full, progress=progress)
+        return indexer.build(full=full, progress=progress, trigger=trigger, build_id=build_id)
     except BuildAlreadyRunning as exc:
         fail(str(exc), code=3)
+    except QualityGateError as exc:
+        fail(str(exc), code=2)
+    except InsufficientSpaceError as exc:
+        fail(str(exc), code=EXIT_NO_SPACE)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        fail(
+            f"the disk filled up during the build ({exc}); the partial generation was removed and the published "
+            "one keeps serving",
+            code=EXIT_NO_SPACE,
+        )
     finally:
         indexer.close()
 
@@ -51,10 +105,24 @@ def run_build(config: ApiSettings, full: bool = False, progress: bool = True) ->
 def index_build(
     full: Annotated[bool, typer.Option("--full", help="Extract and embed everything again.")] = False,
     as_json: JsonOpt = False,
+    trigger: Annotated[
+        str, typer.Option(help=f"What started the build, for its record: one of {', '.join(TRIGGERS)}.")
+    ] = TRIGGER_CLI,
+    build_id: Annotated[int | None, typer.Option(hidden=True, help="Run the build record queued by `serve`.")] = None,
+    settings_stdin: Annotated[
+        bool, typer.Option("--settings-stdin", hidden=True, help="Read the settings as JSON from standard input.")
+    ] = False,
 ) -> None:
     """Extract pending documents, embed new passages and publish a new index generation."""
-    report = run_build(settings(), full=full, progress=not as_json)
+    if trigger not in TRIGGERS:
+        fail(f"--trigger must be one of {', '.join(TRIGGERS)}, not {trigger!r}", code=2)
+    config = settings_from_stdin() if settings_stdin else settings()
+    report = run_build(
+        config, full=full, progress=not as_json and not settings_stdin, trigger=trigger, build_id=build_id
+    )
     emit(report.to_dict()) if as_json else print_build_report(report)
+    if report.outcome == BUILD_REJECTED:
+        raise typer.Exit(EXIT_REJECTED)
 
 
 @index_app.command("list")
@@ -112,3 +180,37 @@ def index_rollback(
         emit({"published": manifest.generation_id})
     else:
         typer.echo(f"published {manifest.generation_id} ({manifest.passage_count} passages)")
+
+
+@index_app.command("builds")
+def index_builds(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many records.")] = 20,
+    offset: Annotated[int, typer.Option(min=0, help="Records to skip (newest first).")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build records, newest first: trigger, outcome, documents added/changed/deleted/failed, seconds."""
+    catalog = Catalog(settings().data_dir / "catalog.sqlite3")
+    try:
+        records = [record.to_dict() for record in catalog.list_builds(limit=limit, offset=offset)]
+    finally:
+        catalog.close()
+    if as_json:
+        emit(records)
+        return
+    if not records:
+        typer.echo("no builds yet; run `moocsearch index build`")
+        return
+    typer.echo(
+        f"{'id':>5}  {'started (UTC)':19}  {'trigger':8}  {'outcome':15}  {'seconds':>7}  "
+        f"{'added':>5} {'chgd':>5} {'del':>5} {'fail':>5} {'embedded':>8}  generation"
+    )
+    for row in records:
+        total = row["seconds"].get("total")
+        typer.echo(
+            f"{row['id']:>5}  {row['started_at'][:19].replace('T', ' '):19}  {row['trigger']:8}  "
+            f"{row['outcome']:15}  {f'{total:.1f}' if total is not None else '-':>7}  {row['documents_added']:>5} "
+            f"{row['documents_changed']:>5} {row['documents_deleted']:>5} {row['documents_failed']:>5} "
+            f"{row['passages_embedded']:>8}  {row['generation_id'] or '-'}"
+        )
+        if row["message"]:
+            typer.echo(f"{'':>7}{row['message']}")
