@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.faults import fault_point
+
 
 def text_key(text: str) -> str:
     """The cache key of an embedded text."""
@@ -68,7 +70,10 @@ class EmbeddingCache:
         refresh: bool = False,
     ) -> tuple[np.ndarray, int]:
         """Vectors for all texts, computing only the missing ones (all of them with `refresh`);
-        returns (vectors, number embedded now)."""
+        returns (vectors, number embedded now).
+
+        Each batch of `batch_size` is committed as soon as it is embedded: a build killed mid-way keeps the
+        batches done, and the next build embeds only the rest."""
         keys = [text_key(t) for t in texts]
         cached = {} if refresh else self.get_many(list(dict.fromkeys(keys)))
         missing = list(dict.fromkeys(k for k in keys if k not in cached))
@@ -80,6 +85,7 @@ class EmbeddingCache:
             vectors = embed_batch([by_key[k] for k in batch])
             fresh = dict(zip(batch, vectors, strict=True))
             self.put_many(fresh)
+            fault_point("embed")
             cached.update(fresh)
             if on_progress is not None:
                 on_progress(sum(1 for k in keys if k in fresh))

@@ -3,10 +3,14 @@
 A generation is an immutable folder `<data_dir>/generations/<id>/` holding
 - `manifest.json`: format version, model id/version/dimension, counts, index type, parameters, the catalog
   state it was built from, and the sha256 of every other file;
-- `dense.faiss`, `dense-1.faiss`, ...: the vectors of each encoder listed in the manifest (row i = passage i);
+- `dense.faiss`, `dense-1.faiss`, ...: the vectors of each encoder listed in the manifest (row i = passage i),
+  exact or approximate by corpus size (`indexer/dense.py`; the manifest's encoder entry says which);
 - `passages.sqlite3`: the passage table (row -> text, provenance) and the documents it cites;
 - `lexical/`: the BM25 index over the same rows.
 The published generation is named by the pointer file `<data_dir>/generations/CURRENT`, replaced atomically.
+`<data_dir>/generations/PUBLISHED` lists the generations ever published: retention keeps the newest of those, and
+a folder that was never published (a build killed before its pointer switch, a build the quality gate rejected)
+is a leftover that the next build removes.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ DENSE_FILE = "dense.faiss"
 PASSAGES_FILE = "passages.sqlite3"
 LEXICAL_DIR = "lexical"
 POINTER_FILE = "CURRENT"
+HISTORY_FILE = "PUBLISHED"
 _BUILDING_SUFFIX = ".building"
+_TEMP_PREFIX = ".tmp-"  # write_durably's temp files: a process killed mid-write leaves one behind
 
 PASSAGE_SCHEMA = """
 CREATE TABLE passages (
@@ -56,6 +62,7 @@ CREATE TABLE documents (
     metadata TEXT NOT NULL,
     near_duplicates TEXT NOT NULL
 );
+CREATE INDEX passages_passage_id ON passages(passage_id);
 """
 
 
@@ -179,10 +186,28 @@ def verify_generation(folder: Path) -> Manifest:
 
 
 def publish_generation(root: Path, generation_id: str) -> None:
-    """Make a complete generation the published one, atomically."""
+    """Make a complete generation the published one, atomically, and add it to the publish history.
+
+    The history is written first: a crash between the two writes leaves a complete generation listed as
+    published (kept by retention), never a published one unlisted.
+    """
     if not (root / generation_id / MANIFEST_FILE).is_file():
         raise GenerationError(f"no complete generation {generation_id}")
+    on_disk = list_generations(root)
+    earlier = published_history(root)
+    history = [g for g in (on_disk if earlier is None else earlier) if g in on_disk and g != generation_id]
+    write_durably(root / HISTORY_FILE, "".join(f"{g}\n" for g in [*history, generation_id]).encode())
     write_durably(root / POINTER_FILE, (generation_id + "\n").encode())
+
+
+def published_history(root: Path) -> list[str] | None:
+    """Generations published at some time, oldest publish first; None for a folder older than the history file
+    (every complete generation there counts as published)."""
+    try:
+        text = (root / HISTORY_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def published_generation_id(root: Path) -> str | None:
@@ -202,17 +227,48 @@ def list_generations(root: Path) -> list[str]:
 
 
 def remove_stale_generations(root: Path, keep: int, protect: Sequence[str] = ()) -> list[str]:
-    """Delete unfinished build folders and all but the newest `keep` complete generations.
+    """Delete build leftovers and old generations; returns the names removed.
 
-    The published generation and any in `protect` are never removed. Returns what was removed.
+    Leftovers are unfinished build folders, temp files of interrupted writes and complete generations that were
+    never published (killed before the pointer switch, or rejected by the quality gate). Of the published
+    generations, the newest `keep` stay; the published one and any in `protect` are never removed.
     """
     if not root.is_dir():
         return []
-    published = published_generation_id(root)
-    keep_ids = set(list_generations(root)[-keep:]) | {published} | set(protect)
+    complete = list_generations(root)
+    history = published_history(root)
+    ever_published = complete if history is None else [g for g in complete if g in set(history)]
+    keep_ids = set(ever_published[-keep:]) | {published_generation_id(root)} | set(protect)
     removed = []
     for path in sorted(root.iterdir()):
-        if path.is_dir() and path.name not in keep_ids:
+        if path.name in keep_ids:
+            continue
+        if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
-            removed.append(path.name)
+        elif path.name.startswith(_TEMP_PREFIX):
+            path.unlink(missing_ok=True)
+        else:
+            continue
+        removed.append(path.name)
     return removed
+
+
+def discard_partial_generations(root: Path) -> list[str]:
+    """Delete unfinished build folders and temp files (after a failed build); complete generations stay."""
+    if not root.is_dir():
+        return []
+    removed = []
+    for path in sorted(root.iterdir()):
+        if path.is_dir() and path.name.endswith(_BUILDING_SUFFIX):
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.is_file() and path.name.startswith(_TEMP_PREFIX):
+            path.unlink(missing_ok=True)
+        else:
+            continue
+        removed.append(path.name)
+    return removed
+
+
+def directory_size(path: Path) -> int:
+    """Bytes of the files under `path` (0 when it does not exist)."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0

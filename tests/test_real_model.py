@@ -11,6 +11,8 @@ from indexer.generation_reader import open_published
 from indexer.metadata import read_manifest
 from indexer.passages import embedding_text
 from indexer.pipeline import Indexer
+from indexer.quality import catalog_ids_by_filename, check_generation, load_golden_queries
+from search_api.gate import generation_search
 from search_api.searcher import Searcher
 from search_api.settings import ApiSettings
 from tests.conftest import CORPUS
@@ -86,3 +88,21 @@ def test_real_vectors_are_unit_length_float32(built: tuple[Indexer, Searcher]) -
         "google/universal-sentence-encoder-multilingual-3",
         "intfloat/multilingual-e5-small",
     ]
+
+
+def test_the_shipped_golden_queries_pass_the_quality_gate_on_the_bundled_corpus(
+    built: tuple[Indexer, Searcher],
+) -> None:
+    indexer, searcher = built
+    config = indexer.settings
+    assert isinstance(config, ApiSettings)
+    report = check_generation(
+        searcher.reader.folder,
+        load_golden_queries(config.golden_queries),
+        catalog_ids_by_filename(indexer.catalog),
+        generation_search(config, indexer.embedders),
+        config.quality_top_n,
+        config.quality_min_pass_rate,
+    )
+    assert (report.checked, report.skipped) == (17, [])
+    assert report.failures == [] and report.passed
