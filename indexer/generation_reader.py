@@ -176,6 +176,12 @@ class GenerationReader:
             )
         return out
 
+    def row_of(self, passage_id: str) -> int | None:
+        """The vector row of a passage id, or None when this generation does not hold it."""
+        with self._lock:
+            found = self._db.execute("SELECT row FROM passages WHERE passage_id = ? LIMIT 1", (passage_id,)).fetchone()
+        return None if found is None else int(found[0])
+
     def document_ids(self) -> set[str]:
         """Every document this generation can cite."""
         with self._lock:

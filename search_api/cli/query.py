@@ -9,19 +9,25 @@ import typer
 from indexer.embedding import UnknownModelError, load_embedders
 from indexer.generation_reader import open_published
 from search_api.cli.common import JsonOpt, app, emit, fail, settings
-from search_api.searcher import ModelMismatchError, Searcher
+from search_api.reranking import RerankerError, load_reranker
+from search_api.searcher import Hit, ModelMismatchError, Searcher, UnknownPassageError, document_link
 
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help="What to look for, in any language.")],
+    query: Annotated[str | None, typer.Argument(help="What to look for, in any language.")] = None,
+    like: Annotated[
+        str | None, typer.Option("--like", metavar="PASSAGE_ID", help="More like this passage (a hit's passage_id).")
+    ] = None,
     k: Annotated[int, typer.Option("--k", "-k", min=1, max=1000, help="Number of hits.")] = 5,
     group: Annotated[bool, typer.Option("--per-document", help="Best passage per document.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ranked passages with citations from the published generation."""
+    """Ranked passages with citations from the published generation, for a query or like a passage."""
     config = settings()
-    if not query.strip():
+    if (query is None) == (like is None):
+        fail("give either a query or --like PASSAGE_ID", code=2)
+    if query is not None and not query.strip():
         fail("the query is empty", code=2)
     reader = open_published(config.data_dir)
     if reader is None:
@@ -32,27 +38,22 @@ def search(
             load_embedders(config.model, config.multilingual_model, config.embed_batch_size),
             config.dense_weight,
             config.lexical_weight,
+            reranker=load_reranker(config.reranker_model) if query is not None else None,
+            rerank_depth=config.rerank_depth,
         )
-    except (ModelMismatchError, UnknownModelError) as exc:
+    except (ModelMismatchError, UnknownModelError, RerankerError) as exc:
         fail(str(exc), code=2)
-    result = searcher.search(query, k=k, per_document=group)
-    hits: list[dict[str, Any]] = [
-        {
-            "rank": h.rank,
-            "score": round(h.score, 4),
-            "title": h.passage.title,
-            "member": h.passage.metadata.get("member"),
-            "language": h.passage.language,
-            "page": h.passage.page,
-            "heading": list(h.passage.heading),
-            "document_id": h.passage.document_id,
-            "link": h.link,
-            "text": h.passage.text,
-        }
-        for h in result.hits
-    ]
+    if like is not None:
+        try:
+            result = searcher.similar(like.strip(), k=k, per_document=group)
+        except UnknownPassageError as exc:
+            fail(str(exc))
+    else:
+        result = searcher.search(query or "", k=k, per_document=group)
+    hits = [_hit_dict(h) for h in result.hits]
     if as_json:
-        emit({"query": query, "generation": result.generation_id, "hits": hits})
+        asked = {"query": query} if like is None else {"like": like}
+        emit({**asked, "generation": result.generation_id, "hits": hits})
         return
     for h in hits:
         where = f"p. {h['page']}" if h["page"] else " > ".join(h["heading"]) or "-"
@@ -62,6 +63,30 @@ def search(
         )
         snippet = " ".join(h["text"].split())
         typer.echo(f"    {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
-        typer.echo(f"    {h['link']}")
+        typer.echo(f"    {h['link']}  (passage {h['passage_id']})")
+        if h["also_in"]:
+            typer.echo(f"    also in: {', '.join(str(t['language']) for t in h['also_in'])}")
     if not hits:
         typer.echo("no results")
+
+
+def _hit_dict(hit: Hit) -> dict[str, Any]:
+    """A hit as the command prints it."""
+    p = hit.passage
+    return {
+        "rank": hit.rank,
+        "score": round(hit.score, 4),
+        "passage_id": p.passage_id,
+        "title": p.title,
+        "member": p.metadata.get("member"),
+        "language": p.language,
+        "page": p.page,
+        "heading": list(p.heading),
+        "document_id": p.document_id,
+        "link": hit.link,
+        "text": p.text,
+        "also_in": [
+            {"document_id": d.id, "language": d.language, "title": d.title, "link": document_link(d.id)}
+            for d in hit.also_in
+        ],
+    }
