@@ -9,23 +9,35 @@ import fcntl
 import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections import Counter
 from collections.abc import Generator, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from tqdm import tqdm
 
-from indexer.catalog import Catalog, Document, Passage
-from indexer.dense import EXACT_INNER_PRODUCT, build_dense_index, write_dense_index
+from indexer.catalog import (
+    BUILD_FAILED,
+    BUILD_PUBLISHED,
+    BUILD_REJECTED,
+    Catalog,
+    Document,
+    Passage,
+)
+from indexer.changes import count_changes
+from indexer.dense import AnnOptions, build_index, write_dense_index
+from indexer.diskspace import check_build_space
 from indexer.embedcache import EmbeddingCache
 from indexer.embedding import Embedder, load_embedder, model_list
 from indexer.extract import Extraction, ExtractionError, ExtractionLimits
 from indexer.extract.model import BROKEN_TEXT_ENCODING
+from indexer.faults import fault_point
 from indexer.fingerprint import duplicate_clusters, minhash, most_similar
 from indexer.generation import (
     LEXICAL_DIR,
@@ -33,10 +45,12 @@ from indexer.generation import (
     GenerationError,
     Manifest,
     dense_file,
+    discard_partial_generations,
     finish_generation,
     generations_root,
     new_generation_id,
     publish_generation,
+    published_generation_id,
     remove_stale_generations,
     start_generation,
     verify_generation,
@@ -46,6 +60,7 @@ from indexer.ingest import IngestResult, ingest_bytes
 from indexer.lexical import BM25_B, BM25_K1, LexicalIndex
 from indexer.metadata import DocumentMetadata
 from indexer.passages import CHUNKER_VERSION, cut_passages, dominant_language, embedding_text, infer_title
+from indexer.quality import GenerationSearch, catalog_ids_by_filename, check_generation, load_golden_queries
 from indexer.sandbox import ExtractionSandbox, SandboxLimits
 from indexer.settings import IndexerSettings
 from indexer.store import OriginalsStore
@@ -69,19 +84,60 @@ class Failure:
 
 @dataclass
 class BuildReport:
-    """What a build did: counts, failures and seconds per stage."""
+    """What a build did: counts, failures and seconds per stage (stored as the report of its build record).
 
+    `documents_added/changed/deleted` compare the new generation with the one published before it;
+    `documents_failed` counts documents this build could not read.
+    """
+
+    build_id: int | None = None
+    trigger: str = "cli"
+    outcome: str = BUILD_PUBLISHED  # or BUILD_REJECTED: the quality gate kept the generation unpublished
     generation_id: str | None = None
+    documents_added: int = 0
+    documents_changed: int = 0
+    documents_deleted: int = 0
+    documents_failed: int = 0
     documents_extracted: int = 0
     documents_indexed: int = 0
     passages: int = 0
     passages_embedded: int = 0
     failures: list[Failure] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    quality: dict[str, Any] | None = None  # the quality gate's QualityReport, when the gate ran
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
+
+
+BUILD_LOCK_FILE = "build.lock"
+
+
+def _try_lock(handle: IO[str], attempts: int) -> bool:
+    """Take the exclusive lock without blocking, trying a few times over ~0.2 s: a `build_lock_holder` probe
+    holds it for an instant, and must not make a real build think another one is running."""
+    for attempt in range(attempts):
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt + 1 < attempts:
+                time.sleep(0.05)
+    return False
+
+
+def build_lock_holder(data_dir: Path) -> int | None:
+    """The pid of the process building in `data_dir` (0 if it cannot be read), or None when no build runs."""
+    path = data_dir / BUILD_LOCK_FILE
+    if not path.exists():
+        return None
+    with path.open("a+") as handle:
+        if _try_lock(handle, attempts=1):
+            return None  # closing the file releases the probe's lock
+        handle.seek(0)
+        text = handle.read().strip()
+        return int(text) if text.isdigit() else 0
 
 
 @contextmanager
@@ -101,8 +157,12 @@ class Indexer:
         settings: IndexerSettings,
         embedder: Embedder | None = None,
         extra_embedders: Sequence[Embedder] | None = None,
+        quality_search: GenerationSearch | None = None,
     ) -> None:
+        """`quality_search` runs the golden queries of the quality gate against a new generation before it is
+        published (the read side's search, passed in by whoever starts the build); None: no gate."""
         self.settings = settings
+        self.quality_search = quality_search
         self.data_dir = settings.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = OriginalsStore(self.data_dir / "originals")
@@ -152,6 +212,17 @@ class Indexer:
             archive_max_members=self.settings.archive_max_members,
             archive_max_ratio=self.settings.archive_max_ratio,
             archive_max_expanded_bytes=self.settings.archive_max_expanded_mb << 20,
+        )
+
+    @property
+    def ann_options(self) -> AnnOptions:
+        """When and how the dense indexes are approximate, from the settings."""
+        return AnnOptions(
+            threshold=self.settings.ann_threshold,
+            nlist=self.settings.ann_nlist,
+            nprobe=self.settings.ann_nprobe,
+            recall_floor=self.settings.ann_recall_floor,
+            recall_queries=self.settings.ann_recall_queries,
         )
 
     def close_sandbox(self) -> None:
@@ -250,17 +321,36 @@ class Indexer:
         )
         self.catalog.set_fingerprint(document_id, signature.tobytes(), twin)
 
-    def build(self, full: bool = False, progress: bool = False) -> BuildReport:
-        """Extract what is pending, embed every passage (cached), write, verify and publish a new generation."""
-        with self._build_lock():
-            build_id = self.catalog.start_build()
-            report = BuildReport()
+    def build(
+        self, full: bool = False, progress: bool = False, trigger: str = "cli", build_id: int | None = None
+    ) -> BuildReport:
+        """Extract what is pending, embed every passage (cached), write, verify and publish a new generation.
+
+        Every call leaves a build record: `build_id` names a record queued for this build by whoever started the
+        process (the service's build runner), otherwise a new one is made. A refused call (another build holds the
+        lock) is recorded as `already_running` and raises `BuildAlreadyRunning`.
+        """
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(self._build_lock())
+            except BuildAlreadyRunning as exc:
+                self.catalog.refuse_build(trigger, str(exc), build_id)
+                raise
+            # Holding the lock, no other build is alive: records still "running" belong to dead processes.
+            self.catalog.interrupt_stale_builds(keep=build_id)
+            if build_id is None:
+                build_id = self.catalog.start_build(trigger, os.getpid())
+            else:
+                self.catalog.mark_build_running(build_id, os.getpid())
+            report = BuildReport(build_id=build_id, trigger=trigger)
             try:
                 self._run_build(report, full, progress)
             except BaseException as exc:
-                self.catalog.finish_build(build_id, "failed", None, {**report.to_dict(), "error": repr(exc)})
+                discard_partial_generations(generations_root(self.data_dir))
+                message = f"{type(exc).__name__}: {exc}"
+                self.catalog.finish_build(build_id, BUILD_FAILED, None, report.to_dict(), message)
                 raise
-            self.catalog.finish_build(build_id, "published", report.generation_id, report.to_dict())
+            self.catalog.finish_build(build_id, report.outcome, report.generation_id, report.to_dict())
             return report
 
     def rollback(self, generation_id: str) -> Manifest:
@@ -275,12 +365,10 @@ class Indexer:
 
     @contextmanager
     def _build_lock(self) -> Iterator[None]:
-        handle = (self.data_dir / "build.lock").open("a")
+        handle = (self.data_dir / BUILD_LOCK_FILE).open("a")
         try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise BuildAlreadyRunning(f"a build is already running in {self.data_dir}") from None
+            if not _try_lock(handle, attempts=5):
+                raise BuildAlreadyRunning(f"a build is already running in {self.data_dir}")
             handle.truncate(0)
             handle.write(str(os.getpid()))
             handle.flush()
@@ -292,6 +380,7 @@ class Indexer:
         started = time.perf_counter()
         root = generations_root(self.data_dir)
         remove_stale_generations(root, self.settings.keep_generations)
+        check_build_space(self.data_dir, self.settings.build_space_growth, self.settings.build_min_free_mb)
         with _stage(report, "extract"):
             self._extract_pending(report, full, progress)
         documents: list[Document] = []
@@ -312,20 +401,63 @@ class Indexer:
         generation_id = new_generation_id()
         with _stage(report, "write"):
             folder = start_generation(root, generation_id)
+            dense_indexes: list[dict[str, Any]] = []
             for position, encoder_vectors in enumerate(vectors):
-                write_dense_index(build_dense_index(encoder_vectors), folder / dense_file(position))
+                built = build_index(encoder_vectors, self.ann_options)
+                write_dense_index(built.index, folder / dense_file(position))
+                dense_indexes.append(built.description)
+                del built
+            fault_point("write")
             languages = [p.language or d.language for d, p in passages]
             LexicalIndex.build(list(zip(texts, languages, strict=True))).save(folder / LEXICAL_DIR)
             write_passage_table(folder / PASSAGES_FILE, _passage_rows(passages), _document_rows(documents, clusters))
-            manifest = self._manifest(generation_id, len(passages), len(documents))
+            manifest = self._manifest(generation_id, len(passages), len(documents), dense_indexes)
             manifest.parameters["languages"] = dict(Counter(language or "und" for language in languages))
             final = finish_generation(folder, manifest)
+            self._count_changes(report, root, final)
+        verify_generation(final)
+        if not self._passes_quality_gate(report, final):
+            report.seconds["total"] = round(time.perf_counter() - started, 3)
+            return
         with _stage(report, "publish"):
-            verify_generation(final)
+            fault_point("publish")
             publish_generation(root, generation_id)
+            fault_point("published")
             remove_stale_generations(root, self.settings.keep_generations)
         report.generation_id = generation_id
         report.seconds["total"] = round(time.perf_counter() - started, 3)
+
+    def _passes_quality_gate(self, report: BuildReport, final: Path) -> bool:
+        """Run the golden queries against the new, unpublished generation; on a regression below the threshold
+        mark the build rejected (the generation stays on disk, unpublished, until the next build)."""
+        if self.quality_search is None or not self.settings.quality_gate:
+            return True
+        with _stage(report, "quality"):
+            quality = check_generation(
+                final,
+                load_golden_queries(self.settings.golden_queries),
+                catalog_ids_by_filename(self.catalog),
+                self.quality_search,
+                self.settings.quality_top_n,
+                self.settings.quality_min_pass_rate,
+            )
+        report.quality = quality.to_dict()
+        if quality.passed:
+            return True
+        report.outcome = BUILD_REJECTED
+        logger.error("generation %s rejected by the quality gate: %s", final.name, quality.summary())
+        return False
+
+    def _count_changes(self, report: BuildReport, root: Path, final: Path) -> None:
+        """Documents added, changed and deleted by this generation, compared with the published one."""
+        published = published_generation_id(root)
+        try:
+            changes = count_changes(root / published if published else None, final)
+        except (OSError, sqlite3.Error) as exc:  # an unreadable old generation must not stop the new one
+            logger.warning("could not compare with generation %s: %s", published, exc)
+            return
+        report.documents_added, report.documents_changed = changes.added, changes.changed
+        report.documents_deleted = changes.deleted
 
     def _extract_pending(self, report: BuildReport, full: bool, progress: bool) -> None:
         pending = self.catalog.documents_to_extract("" if full else self.chunker_key)
@@ -337,8 +469,10 @@ class Indexer:
                 outcomes, total=len(pending), desc="extract", unit="doc", disable=not progress or not pending
             ):
                 report.documents_extracted += 1
+                fault_point("extract")
                 if failure is not None:
                     report.failures.append(failure)
+                    report.documents_failed += 1
                     logger.warning("%s (%s): %s: %s", document.id, document.filename, failure.reason, failure.message)
         finally:  # workers first: a build stopped half-way does not wait for documents in flight
             self.close_sandbox()
@@ -372,7 +506,7 @@ class Indexer:
                 vectors, embedded = cache.embed(
                     texts,
                     embedder.embed_passages,
-                    batch_size=max(256, self.settings.embed_batch_size),
+                    batch_size=self.settings.embed_commit_passages,
                     on_progress=bar.update,
                     refresh=full,
                 )
@@ -381,7 +515,11 @@ class Indexer:
         report.passages_embedded += embedded
         return vectors
 
-    def _manifest(self, generation_id: str, passages: int, documents: int) -> Manifest:
+    def _manifest(
+        self, generation_id: str, passages: int, documents: int, dense_indexes: list[dict[str, Any]]
+    ) -> Manifest:
+        """The manifest of a generation; `dense_indexes` describe each encoder's index (type, parameters,
+        measured recall), the primary encoder's type being the generation's `index_type`."""
         return Manifest(
             generation_id=generation_id,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -390,7 +528,7 @@ class Indexer:
             dimension=self.embedder.dimension,
             passage_count=passages,
             document_count=documents,
-            index_type=EXACT_INNER_PRODUCT,
+            index_type=dense_indexes[0]["type"],
             encoders=[
                 {
                     "model_id": e.model_id,
@@ -398,6 +536,7 @@ class Indexer:
                     "dimension": e.dimension,
                     "file": dense_file(position),
                     "languages": sorted(e.languages) if e.languages is not None else None,
+                    "index": dense_indexes[position],
                 }
                 for position, e in enumerate(self.embedders)
             ],
@@ -406,6 +545,7 @@ class Indexer:
                 "passage_max_tokens": self.passage_budget,
                 "chunker": self.chunker_key,
                 "lexical": {"engine": "bm25s", "k1": BM25_K1, "b": BM25_B},
+                "dense": {"ann_threshold": self.settings.ann_threshold, "recall_floor": self.settings.ann_recall_floor},
             },
         )
 

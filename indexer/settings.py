@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from croniter import croniter
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -14,6 +15,7 @@ from pydantic_settings import (
 )
 
 DEFAULT_MODEL = "all-minilm-l6-v2"
+BUNDLED_GOLDEN_QUERIES = Path(__file__).resolve().parent.parent / "corpus" / "golden_queries.json"
 
 
 class IndexerSettings(BaseSettings):
@@ -55,10 +57,56 @@ class IndexerSettings(BaseSettings):
         15, ge=0, description="Pages of one PDF read by OCR (3-5 s each); the rest stay reported as empty pages."
     )
     keep_generations: int = Field(3, ge=1, description="Published generations kept on disk.")
+    embed_commit_passages: int = Field(
+        256, ge=1, description="Passages embedded between commits to the embedding cache (a killed build resumes)."
+    )
+    quality_gate: bool = Field(True, description="Check the golden queries before publishing a generation.")
+    golden_queries: Path = Field(
+        BUNDLED_GOLDEN_QUERIES, description="Golden queries (JSON) a new generation must answer before it is published."
+    )
+    quality_top_n: int = Field(5, ge=1, description="A golden query passes when its document is in the top N.")
+    quality_min_pass_rate: float = Field(
+        0.8, ge=0, le=1, description="Share of the checked golden queries that must pass for a build to be published."
+    )
+    build_space_growth: float = Field(
+        1.5, ge=1, description="Free space a build needs, as a multiple of the published generation's size."
+    )
+    build_min_free_mb: int = Field(256, ge=0, description="MiB that must stay free on top of the new generation.")
     near_duplicate_threshold: float = Field(
         0.8, gt=0, le=1, description="Estimated Jaccard similarity of word 5-grams above which documents are linked."
     )
     cache_dir: Path | None = Field(None, description="Embedding cache folder (default: <data_dir>/cache).")
+    ann_threshold: int = Field(
+        200_000,
+        ge=0,
+        description="Passages up to which dense search is exact (flat inner product); above it, an approximate "
+        "IVF index with 8-bit scalar quantisation whose recall@10 is measured at build time.",
+    )
+    ann_nlist: int = Field(0, ge=0, description="Inverted lists of the approximate index (0: about 2 sqrt(passages)).")
+    ann_nprobe: int = Field(
+        16, ge=1, description="Lists probed per query; the build raises it until recall@10 reaches the floor."
+    )
+    ann_recall_floor: float = Field(
+        0.95, ge=0, le=1, description="Least recall@10 against exact search; below it at every nprobe, exact search."
+    )
+    ann_recall_queries: int = Field(
+        1000, ge=10, description="Sampled passage vectors that measure recall at build time."
+    )
+    build_schedule: str = Field(
+        "0 3 * * *",
+        description="Cron expression (server's local time) at which `serve` starts a build (empty: never).",
+    )
+    build_soon_seconds: float = Field(
+        300.0, ge=0, description="`serve` starts a build once a pending document has waited this long (0: never)."
+    )
+
+    @field_validator("build_schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        value = value.strip()
+        if value and not croniter.is_valid(value):
+            raise ValueError(f"build_schedule {value!r} is not a cron expression (e.g. '0 3 * * *': 03:00 daily)")
+        return value
 
     @property
     def embedding_cache_path(self) -> Path:

@@ -11,16 +11,27 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 
 from indexer.embedding import Embedder, load_embedders
-from search_api.errors import install_error_handlers
-from search_api.routes import documents, health, search
+from indexer.language import guess_query_language
+from search_api.buildrunner import BuildRunner
+from search_api.errors import document_errors, error_responses, install_error_handlers
+from search_api.limits import UNLIMITED_PATHS, BodyLimitMiddleware, RateLimitMiddleware
+from search_api.metrics import Metrics
+from search_api.observability import RequestMiddleware
+from search_api.reranking import load_reranker
+from search_api.routes import admin, documents, health, search
+from search_api.scheduler import BuildScheduler
 from search_api.service import SearchService
 from search_api.settings import ApiSettings
 
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def create_app(settings: ApiSettings, embedders: Embedder | Sequence[Embedder] | None = None) -> FastAPI:
-    """An app serving the published generation of `settings.data_dir`; the model loads in the lifespan."""
+def create_app(
+    settings: ApiSettings, embedders: Embedder | Sequence[Embedder] | None = None, schedule_builds: bool = False
+) -> FastAPI:
+    """An app serving the published generation of `settings.data_dir`; the model loads in the lifespan.
+
+    `schedule_builds` starts the build scheduler (`moocsearch serve` does; tests drive it by hand)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -30,14 +41,23 @@ def create_app(settings: ApiSettings, embedders: Embedder | Sequence[Embedder] |
             models = list(embedders) if isinstance(embedders, Sequence) else [embedders]
         for model in models:
             model.embed_queries(["warm up"])
-        service = SearchService(settings, models)
+        # Loading the query language identifier takes seconds: here, not in the first query after /ready.
+        guess_query_language("warm up the language identifier", ())
+        service = SearchService(settings, models, load_reranker(settings.reranker_model))
         service.load_published()
         if settings.reload_interval_seconds > 0:
             service.watch(settings.reload_interval_seconds)
+        service.on_search = app.state.metrics.observe_search
         app.state.service = service
+        app.state.build_runner = runner = BuildRunner(settings)
+        scheduler = BuildScheduler(runner, runner.catalog, settings.build_schedule, settings.build_soon_seconds)
+        if schedule_builds:
+            scheduler.start()
         try:
             yield
         finally:
+            scheduler.stop()
+            runner.close()
             service.close()
 
     app = FastAPI(
@@ -46,19 +66,37 @@ def create_app(settings: ApiSettings, embedders: Embedder | Sequence[Embedder] |
         description="Search the practice reports and teaching resources of the Global MOOC Alliance, "
         "in any language, with cited passages.",
         lifespan=lifespan,
+        responses=error_responses(400, 413, 429, 500),
     )
     app.state.settings = settings
+    app.state.metrics = Metrics(lambda: getattr(app.state, "service", None))
     install_error_handlers(app)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
-        )
+    document_errors(app, UNLIMITED_PATHS)
+    add_middleware(app, settings)
     app.include_router(search.router)
     app.include_router(documents.router)
     app.include_router(health.router)
+    app.include_router(admin.router)
 
     @app.get("/", include_in_schema=False)
     def index_page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     return app
+
+
+def add_middleware(app: FastAPI, settings: ApiSettings) -> None:
+    """From the outside in: request id, access log and metrics; CORS; rate limit; body limit."""
+    app.add_middleware(
+        BodyLimitMiddleware, request_limit=settings.max_request_bytes, upload_limit=settings.upload_body_limit
+    )
+    app.add_middleware(RateLimitMiddleware, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(RequestMiddleware, metrics=app.state.metrics)

@@ -129,15 +129,18 @@ def score_rankings(rankings: dict[str, list[str]], qrels: dict[str, dict[str, in
     }
 
 
-def _index(indexer: Indexer, data: BeirData, progress: bool) -> dict[str, list[str]]:
-    """Ingest every corpus entry as a text document; returns catalog id -> the BEIR ids with those bytes."""
+def ingest_document(indexer: Indexer, doc: BeirDocument) -> str:
+    """Ingest one corpus entry as a text document (title, blank line, text); returns its catalog id."""
+    body = f"{doc.title}\n\n{doc.text}" if doc.title else doc.text
+    metadata = DocumentMetadata(title=doc.title[:500] or None)
+    return indexer.ingest(body.encode("utf-8"), f"{doc.doc_id}.txt", metadata).document.id
+
+
+def ingest_corpus(indexer: Indexer, data: BeirData) -> dict[str, list[str]]:
+    """Ingest every corpus entry; returns catalog id -> the BEIR ids with those bytes."""
     beir_ids: dict[str, list[str]] = defaultdict(list)
     for doc in data.corpus:
-        body = f"{doc.title}\n\n{doc.text}" if doc.title else doc.text
-        metadata = DocumentMetadata(title=doc.title[:500] or None)
-        result = indexer.ingest(body.encode("utf-8"), f"{doc.doc_id}.txt", metadata)
-        beir_ids[result.document.id].append(doc.doc_id)
-    indexer.build(progress=progress)
+        beir_ids[ingest_document(indexer, doc)].append(doc.doc_id)
     return beir_ids
 
 
@@ -154,7 +157,8 @@ def evaluate(
         models = list(embedders) if isinstance(embedders, Sequence) else [embedders]
         indexer = Indexer(settings.model_copy(update={"data_dir": Path(tmp)}), models[0], models[1:])
         started = time.perf_counter()
-        beir_ids = _index(indexer, data, progress)
+        beir_ids = ingest_corpus(indexer, data)
+        indexer.build(progress=progress)
         index_seconds = time.perf_counter() - started
         indexer.close()
         reader = open_published(Path(tmp))

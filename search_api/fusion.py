@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 RRF_K = 60
 
@@ -23,3 +23,37 @@ def reciprocal_rank_fusion(
         for rank, (row, row_weight) in enumerate(zip(rows, weights, strict=True), start=1):
             scores[row] += row_weight / (k + rank)
     return sorted(scores.items(), key=lambda item: -item[1])
+
+
+def allocate_by_group(
+    ranked: Sequence[tuple[int, float]], allocation: Sequence[tuple[int, float]], group: Callable[[int], Hashable]
+) -> list[tuple[int, float]]:
+    """`ranked` reordered so that each group holds the positions a language-neutral `allocation` gives it.
+
+    Walking down `allocation`, each position goes to the group of the row found there and is filled with that
+    group's best row in `ranked` not placed yet, with the allocation's score. Within a group the order of
+    `ranked` (the richest evidence) is kept; between groups, `allocation` decides. Rows the walk does not reach
+    follow in the order of `ranked`, with scores capped so that scores never increase down the list.
+    """
+    queues: dict[Hashable, list[int]] = defaultdict(list)
+    for row, _ in ranked:
+        queues[group(row)].append(row)
+    heads: dict[Hashable, int] = defaultdict(int)
+    placed: set[int] = set()
+    result: list[tuple[int, float]] = []
+    for row, score in allocation:
+        key = group(row)
+        queue = queues.get(key, [])
+        while heads[key] < len(queue) and queue[heads[key]] in placed:
+            heads[key] += 1
+        if heads[key] < len(queue):
+            chosen = queue[heads[key]]
+            heads[key] += 1
+            placed.add(chosen)
+            result.append((chosen, score))
+    floor = result[-1][1] if result else float("inf")
+    for row, score in ranked:
+        if row not in placed:
+            floor = min(floor, score)
+            result.append((row, floor))
+    return result

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from indexer.dense import search_dense
 from indexer.embedding import Embedder
-from indexer.generation_reader import GenerationReader, PassageRecord
+from indexer.generation_reader import DenseIndex, DocumentInfo, GenerationReader, PassageRecord
 from indexer.language import guess_query_language
+from indexer.passages import embedding_text
 from search_api.filters import SearchFilters
-from search_api.fusion import reciprocal_rank_fusion
+from search_api.fusion import allocate_by_group, reciprocal_rank_fusion
+from search_api.reranking import Reranker
 
 PDF = "application/pdf"
+_DIRECT_MAP_LOCK = threading.Lock()
 
 
 class ModelMismatchError(RuntimeError):
     """The generation was embedded with another model than the one loaded for queries."""
+
+
+class UnknownPassageError(LookupError):
+    """No passage with this id in the generation (or none the caller may see)."""
+
+
+def document_link(document_id: str) -> str:
+    """Where a document's original opens."""
+    return f"/documents/{document_id}/file"
 
 
 @dataclass(frozen=True)
@@ -30,11 +44,13 @@ class Hit:
     score: float
     passage: PassageRecord
     more_passages: int = 0
+    also_in: tuple[DocumentInfo, ...] = ()
+    rerank_score: float | None = None
 
     @property
     def link(self) -> str:
         """Where the original opens, at the passage's page for PDFs."""
-        url = f"/documents/{self.passage.document_id}/file"
+        url = document_link(self.passage.document_id)
         if self.passage.media_type == PDF and self.passage.page:
             url += f"#page={self.passage.page}"
         return url
@@ -49,6 +65,7 @@ class SearchResult:
     total_candidates: int
     seconds: dict[str, float] = field(default_factory=dict)
     query_language: str | None = None
+    source: PassageRecord | None = None
 
 
 class Searcher:
@@ -60,6 +77,8 @@ class Searcher:
         embedders: Embedder | Sequence[Embedder],
         dense_weight: float = 1.0,
         lexical_weight: float = 1.0,
+        reranker: Reranker | None = None,
+        rerank_depth: int = 50,
     ) -> None:
         manifest = reader.manifest
         candidates = list(embedders) if isinstance(embedders, Sequence) else [embedders]
@@ -77,6 +96,12 @@ class Searcher:
         self.embedder = self.encoders[0]
         self.weights = (dense_weight, lexical_weight)
         self.corpus_languages = sorted(c for c in manifest.parameters.get("languages", {}) if c != "und")
+        self.reranker = reranker
+        self.rerank_depth = rerank_depth
+        self._translations: dict[str, list[int]] = {}
+        for position, document in enumerate(reader.documents):
+            if document.translation_group:
+                self._translations.setdefault(document.translation_group, []).append(position)
 
     @property
     def generation_id(self) -> str:
@@ -93,8 +118,9 @@ class Searcher:
     ) -> SearchResult:
         """The hits ranked `offset+1 .. offset+k`: dense and BM25 candidates fused by reciprocal rank.
 
-        With `per_document`, only each document's best passage is kept. `filters` apply inside both
-        retrievers, so a narrow filter still gets full pages of results.
+        With `per_document`, only each document's best passage is kept, and translations of one document
+        collapse into the best of them. `filters` apply inside both retrievers, so a narrow filter still gets
+        full pages of results. With a reranker, the cross-encoder reorders the best `rerank_depth` fused rows.
         """
         timings: dict[str, float] = {}
         allowed = (filters or SearchFilters()).row_mask(self.reader.documents, self.reader.row_document)
@@ -102,46 +128,227 @@ class Searcher:
         # Fusion and grouping both need candidates beyond the page: look further down each list.
         depth = max(wanted * 8 + 50, 100) if per_document else max(wanted * 2, 100)
         dense_weight, lexical_weight = self.weights
-        rankings: list[tuple[float | list[float], list[int]]] = []
         language = guess_query_language(query, self.corpus_languages)
+        rankings: list[tuple[float | list[float], list[int]]] = []
+        allocation: list[tuple[float | list[float], list[int]]] = []
         if dense_weight > 0:
-            routes = self._route(language)
-            # Rows that several multilingual encoders rank share one dense weight among them, so that no row
-            # gets more dense evidence than another merely because more encoders rank it.
-            sharing = sum(1 for dense in self.reader.dense if _multilingual(dense.languages)) or 1
-            for encoder, dense, rows_mask in zip(self.encoders, self.reader.dense, routes, strict=True):
-                weight = dense_weight / sharing if _multilingual(dense.languages) and len(routes) > 1 else dense_weight
-                mask = rows_mask if allowed is None else (allowed if rows_mask is None else rows_mask & allowed)
-                if mask is not None and not mask.any():
-                    continue
-                started = time.perf_counter()
-                query_vector = encoder.embed_queries([query])
-                _, dense_rows = search_dense(dense.index, query_vector, depth, mask)
-                rankings.append((weight, [int(r) for r in dense_rows[0] if r >= 0]))
-                timings[f"dense:{encoder.model_id}"] = time.perf_counter() - started
+            rankings, allocation = self._dense_rankings(
+                lambda position, _: self.encoders[position].embed_queries([query]),
+                language,
+                allowed,
+                depth,
+                timings,
+                dense_weight,
+            )
         if lexical_weight > 0:
             started = time.perf_counter()
             _, lexical_rows, coverage = self.reader.lexical.search_with_coverage(query, language, depth, allowed)
-            # Lexical evidence counts in proportion to how much of the query a passage contains: a match on
-            # one common word must not outrank a semantic match in another language.
-            rankings.append(((lexical_weight * coverage).tolist(), lexical_rows.tolist()))
+            # A passage in the query's language counts as BM25 ranks it. Across languages, lexical evidence
+            # counts in proportion to how much of the query a passage contains: a shared name or number must
+            # not outrank a semantic match.
+            same = self._in_language(lexical_rows, language)
+            weights = np.where(same, 1.0, coverage) * lexical_weight
+            rankings.append((weights.tolist(), lexical_rows.tolist()))
             timings["lexical"] = time.perf_counter() - started
+        ranked = self._fuse(rankings, allocation, language)
+        rerank_scores: dict[int, float] = {}
+        if self.reranker is not None and ranked:
+            started = time.perf_counter()
+            ranked, rerank_scores = self._rerank(self.reranker, query, ranked)
+            timings["rerank"] = time.perf_counter() - started
+        hits, total = self._page(ranked, offset, k, per_document, filters, timings, rerank_scores=rerank_scores)
+        seconds = {name: round(value, 6) for name, value in timings.items()}
+        return SearchResult(self.generation_id, hits, total, seconds, language)
+
+    def similar(
+        self,
+        passage_id: str,
+        k: int = 10,
+        offset: int = 0,
+        per_document: bool = False,
+        filters: SearchFilters | None = None,
+    ) -> SearchResult:
+        """Passages like a stored one ("more like this"), ranked by its own stored vectors.
+
+        Each encoder searches with the passage's vector from the generation, routed and fused as a query in the
+        passage's language would be, so the multilingual encoders find similar passages in other languages.
+        The passage's own document and its near duplicates are left out. Raises UnknownPassageError.
+        """
+        filters = filters or SearchFilters()
+        row = self.reader.row_of(passage_id)
+        source = self.reader.passages([row]).get(row) if row is not None else None
+        if row is None or source is None:
+            raise UnknownPassageError(f"no passage {passage_id} in generation {self.generation_id}")
+        own = int(self.reader.row_document[row])
+        # A passage the caller may not see is not revealed by asking for passages like it.
+        if not SearchFilters(visibilities=filters.visibilities).matches(self.reader.documents[own]):
+            raise UnknownPassageError(f"no passage {passage_id} in generation {self.generation_id}")
+        copies = set(source.near_duplicates)
+        excluded = frozenset({own} | {p for p, d in enumerate(self.reader.documents) if d.id in copies})
+        keep = ~np.isin(self.reader.row_document, list(excluded))
+        allowed = filters.row_mask(self.reader.documents, self.reader.row_document)
+        allowed = keep if allowed is None else keep & allowed
+        wanted = offset + k
+        depth = max(wanted * 8 + 50, 100) if per_document else max(wanted * 2, 100)
+        language = str(self.reader.row_language[row]) or None
+        timings: dict[str, float] = {}
+        rankings, allocation = self._dense_rankings(
+            lambda _, dense: _stored_vector(dense.index, row), language, allowed, depth, timings
+        )
+        ranked = self._fuse(rankings, allocation, language)
+        hits, total = self._page(ranked, offset, k, per_document, filters, timings, excluded=excluded)
+        seconds = {name: round(value, 6) for name, value in timings.items()}
+        return SearchResult(self.generation_id, hits, total, seconds, language, source=source)
+
+    def _dense_rankings(
+        self,
+        query_vector: Callable[[int, DenseIndex], np.ndarray],
+        language: str | None,
+        allowed: np.ndarray | None,
+        depth: int,
+        timings: dict[str, float],
+        weight: float = 1.0,
+    ) -> tuple[list[tuple[float | list[float], list[int]]], list[tuple[float | list[float], list[int]]]]:
+        """Each encoder's ranking of the rows it is routed to (see `_route`), weighted, and the multilingual
+        encoders' rankings of every allowed row, which `_fuse` uses to give each language its share of places.
+
+        `query_vector(position, dense)` is the (1, d) query of the encoder at `position`. Rows that several
+        multilingual encoders rank share one `weight` among them, so that no row gets more dense evidence than
+        another merely because more encoders rank it.
+        """
+        routes = self._route(language)
+        sharing = sum(1 for dense in self.reader.dense if _multilingual(dense.languages)) or 1
+        rankings: list[tuple[float | list[float], list[int]]] = []
+        allocation: list[tuple[float | list[float], list[int]]] = []
+        for position, (dense, rows_mask) in enumerate(zip(self.reader.dense, routes, strict=True)):
+            multilingual = _multilingual(dense.languages) and len(routes) > 1
+            # A multilingual encoder searches every allowed row (for the allocation); its evidence counts for
+            # the rows routed to it.
+            mask = (
+                allowed
+                if multilingual or rows_mask is None
+                else (rows_mask if allowed is None else rows_mask & allowed)
+            )
+            if mask is not None and not mask.any():
+                continue
+            started = time.perf_counter()
+            _, found = search_dense(
+                dense.index, query_vector(position, dense), depth * 2 if multilingual else depth, mask
+            )
+            rows = [int(r) for r in found[0] if r >= 0]
+            timings[f"dense:{dense.model_id}"] = time.perf_counter() - started
+            if not multilingual:
+                rankings.append((weight, rows))
+                continue
+            allocation.append((weight / sharing, rows))
+            routed = rows if rows_mask is None else [r for r in rows if rows_mask[r]]
+            rankings.append((weight / sharing, routed))
+        return rankings, allocation
+
+    def _fuse(
+        self,
+        rankings: list[tuple[float | list[float], list[int]]],
+        allocation: list[tuple[float | list[float], list[int]]],
+        language: str | None,
+    ) -> list[tuple[int, float]]:
+        """Reciprocal rank fusion of all evidence, with places shared out between languages by the multilingual
+        encoders alone.
+
+        Passages in the query's language have more evidence (a monolingual encoder, BM25) than translations,
+        which only multilingual encoders can rank; fused naively, every fair same-language match would outrank
+        the best answer in another language. So the multilingual encoders, whose scores mean the same in every
+        language, decide how many of the top places each language gets, and the fused ranking of each language
+        decides which of its passages take them.
+        """
         ranked = reciprocal_rank_fusion(rankings)
+        if not allocation:
+            return ranked
+        languages = self.reader.row_language
+
+        def group(row: int) -> str:
+            return "" if languages[row] in ("", language) else str(languages[row])
+
+        return allocate_by_group(ranked, reciprocal_rank_fusion(allocation), group)
+
+    def _in_language(self, rows: np.ndarray, language: str | None) -> np.ndarray:
+        """Which of `rows` are in `language` (passages of unknown language count as in the query's)."""
+        found = self.reader.row_language[rows] if len(rows) else np.zeros(0, dtype=str)
+        return (found == (language or "")) | (found == "")
+
+    def _rerank(
+        self, reranker: Reranker, query: str, ranked: list[tuple[int, float]]
+    ) -> tuple[list[tuple[int, float]], dict[int, float]]:
+        """The best `rerank_depth` fused rows reordered by the cross-encoder's scores, then the rest as fused."""
+        head, tail = ranked[: self.rerank_depth], ranked[self.rerank_depth :]
+        records = self.reader.passages([row for row, _ in head])
+        head = [(row, score) for row, score in head if row in records]
+        texts = [rerank_text(records[row]) for row, _ in head]
+        scores = reranker.score(query, texts)
+        order = np.argsort(-scores, kind="stable")
+        return [head[i] for i in order] + tail, {head[i][0]: float(scores[i]) for i in order}
+
+    def _page(
+        self,
+        ranked: list[tuple[int, float]],
+        offset: int,
+        k: int,
+        per_document: bool,
+        filters: SearchFilters | None,
+        timings: dict[str, float],
+        rerank_scores: dict[int, float] | None = None,
+        excluded: frozenset[int] = frozenset(),
+    ) -> tuple[list[Hit], int]:
+        """The hits ranked `offset+1 .. offset+k` of a ranking, grouped by document if asked, and the number
+        of candidates (documents when grouped) the ranking held."""
+        more_passages: dict[int, int] = {}
+        also_in: dict[int, tuple[DocumentInfo, ...]] = {}
         if per_document:
             ranked, more_passages = self._best_per_document(ranked)
-        else:
-            more_passages = {}
-        page = ranked[offset:wanted]
+            ranked, also_in = self._collapse_translations(ranked, filters or SearchFilters(), excluded)
+        page = ranked[offset : offset + k]
         started = time.perf_counter()
         records = self.reader.passages([row for row, _ in page])
         timings["fetch"] = time.perf_counter() - started
         hits = [
-            Hit(rank=offset + i + 1, score=score, passage=records[row], more_passages=more_passages.get(row, 0))
+            Hit(
+                rank=offset + i + 1,
+                score=score,
+                passage=records[row],
+                more_passages=more_passages.get(row, 0),
+                also_in=also_in.get(row, ()),
+                rerank_score=(rerank_scores or {}).get(row),
+            )
             for i, (row, score) in enumerate(page)
             if row in records
         ]
-        seconds = {name: round(value, 6) for name, value in timings.items()}
-        return SearchResult(self.generation_id, hits, len(ranked), seconds, language)
+        return hits, len(ranked)
+
+    def _collapse_translations(
+        self, ranked: list[tuple[int, float]], filters: SearchFilters, excluded: frozenset[int]
+    ) -> tuple[list[tuple[int, float]], dict[int, tuple[DocumentInfo, ...]]]:
+        """One entry per translation group (its best-ranked document), with the group's other documents that
+        the filters let through, by language: the "also in" links of that entry."""
+        documents = self.reader.documents
+        seen: set[str] = set()
+        kept: list[tuple[int, float]] = []
+        also_in: dict[int, tuple[DocumentInfo, ...]] = {}
+        for row, score in ranked:
+            position = int(self.reader.row_document[row])
+            group = documents[position].translation_group
+            if group is None:
+                kept.append((row, score))
+                continue
+            if group in seen:
+                continue
+            seen.add(group)
+            kept.append((row, score))
+            others = [
+                documents[p]
+                for p in self._translations.get(group, [])
+                if p != position and p not in excluded and filters.matches(documents[p])
+            ]
+            also_in[row] = tuple(sorted(others, key=lambda d: (d.language or "", d.id)))
+        return kept, also_in
 
     def _route(self, query_language: str | None) -> list[np.ndarray | None]:
         """Which rows each encoder ranks for a query in `query_language` (None: all rows).
@@ -185,6 +392,27 @@ class Searcher:
             else:
                 best[document], more[document] = (row, score), 0
         return list(best.values()), {row: more[int(documents[row])] for row, _ in best.values()}
+
+
+def rerank_text(passage: PassageRecord) -> str:
+    """What the cross-encoder reads of a passage: the text the retrievers indexed (context, then text)."""
+    return embedding_text(passage.text, passage.title, passage.heading)
+
+
+def _stored_vector(index: Any, row: int) -> np.ndarray:
+    """The vector a dense index holds for `row`, as a (1, d) float32 query."""
+    import faiss
+
+    try:
+        vector = index.reconstruct(row)
+    except RuntimeError:
+        # IVF indexes reconstruct by id only once they keep a map from ids to their lists; built once, lazily.
+        with _DIRECT_MAP_LOCK:
+            ivf = faiss.extract_index_ivf(index)
+            if ivf.direct_map.no():
+                ivf.make_direct_map()
+        vector = index.reconstruct(row)
+    return np.asarray(vector, dtype=np.float32).reshape(1, -1)
 
 
 def _multilingual(languages: frozenset[str] | None) -> bool:

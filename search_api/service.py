@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Mapping
 
 from indexer.catalog import Catalog
 from indexer.embedding import Embedder
@@ -11,6 +12,7 @@ from indexer.generation import GenerationError, generations_root, published_gene
 from indexer.generation_reader import GenerationReader
 from indexer.store import OriginalsStore
 from search_api.errors import ApiError
+from search_api.reranking import Reranker
 from search_api.searcher import ModelMismatchError, Searcher
 from search_api.settings import ApiSettings
 
@@ -20,9 +22,10 @@ logger = logging.getLogger(__name__)
 class SearchService:
     """Holds the one generation in use; a newly published one replaces it between requests."""
 
-    def __init__(self, settings: ApiSettings, embedders: list[Embedder]) -> None:
+    def __init__(self, settings: ApiSettings, embedders: list[Embedder], reranker: Reranker | None = None) -> None:
         self.settings = settings
         self.embedders = embedders
+        self.reranker = reranker
         self.catalog = Catalog(settings.data_dir / "catalog.sqlite3")
         self.store = OriginalsStore(settings.data_dir / "originals")
         self._searcher: Searcher | None = None
@@ -31,6 +34,8 @@ class SearchService:
         self._watcher: threading.Thread | None = None
         self._refused: str | None = None
         self.problem: str | None = None
+        # Called with each search's per-stage timings (the app's metrics); None: not recorded.
+        self.on_search: Callable[[Mapping[str, float]], None] | None = None
 
     def close(self) -> None:
         """Stop watching and release the catalog; the generation is released with the last reference."""
@@ -66,6 +71,8 @@ class SearchService:
                 self.embedders,
                 self.settings.dense_weight,
                 self.settings.lexical_weight,
+                reranker=self.reranker,
+                rerank_depth=self.settings.rerank_depth,
             )
         except (GenerationError, ModelMismatchError, OSError, RuntimeError) as exc:
             self.problem = f"generation {generation_id} refused: {exc}"
@@ -75,6 +82,11 @@ class SearchService:
         with self._lock:
             self._searcher, self.problem, self._refused = searcher, None, None
         logger.info("serving generation %s (%d passages)", generation_id, searcher.reader.manifest.passage_count)
+
+    def record_search(self, seconds: Mapping[str, float]) -> None:
+        """Pass a search's per-stage timings (SearchResult.seconds) on to whoever records them."""
+        if self.on_search is not None:
+            self.on_search(seconds)
 
     @property
     def searcher(self) -> Searcher:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -27,9 +28,45 @@ class ApiSettings(IndexerSettings):
     )
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in rank fusion (0: off).")
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in rank fusion (0: off).")
+    reranker_model: str = Field(
+        "", description="Local folder of a cross-encoder that reranks the fused candidates (empty: off)."
+    )
+    rerank_depth: int = Field(50, ge=1, le=1000, description="Fused candidates the cross-encoder rescores per query.")
+    max_request_bytes: int = Field(
+        64 * 1024, ge=1, description="Largest request body of every route but uploads; larger bodies get 413."
+    )
+    max_upload_bytes: int | None = Field(
+        None, ge=1, description="Largest body of POST /documents, file and form (default: max_file_bytes + 1 MiB)."
+    )
+    rate_limit_per_second: float = Field(
+        20.0, ge=0, description="Requests per second each API key (or, without a key, each IP) may make (0: off)."
+    )
+    rate_limit_burst: int = Field(60, ge=1, description="Requests a client may make at once before being slowed.")
+    log_format: Literal["json", "text"] = Field("json", description="`moocsearch serve` logs: JSON lines or text.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    upload_min_free_mb: int = Field(
+        1024, ge=0, description="Free disk (MiB) the data directory must keep; uploads are refused with 507 below it."
+    )
+    upload_max_fields: int = Field(50, ge=1, le=1000, description="Most form fields an upload may have (400 above).")
+
+    @property
+    def upload_body_limit(self) -> int:
+        """The body limit of uploads: the file limit plus room for the form's other fields."""
+        return self.max_upload_bytes if self.max_upload_bytes is not None else self.max_file_bytes + 1024 * 1024
 
     @model_validator(mode="after")
     def _some_retriever(self) -> ApiSettings:
         if self.dense_weight == 0 and self.lexical_weight == 0:
             raise ValueError("dense_weight and lexical_weight cannot both be 0")
+        return self
+
+    @model_validator(mode="after")
+    def _reranker_is_a_local_folder(self) -> ApiSettings:
+        # Checked here so that a typo fails at startup with a clear message, not on the first query.
+        path = self.reranker_model.strip()
+        if path and not Path(path).expanduser().is_dir():
+            raise ValueError(
+                f"reranker_model {path!r} is not a folder: give the local path of a saved cross-encoder "
+                "(models are never downloaded)"
+            )
         return self

@@ -69,8 +69,10 @@ def test_searcher_ranks_passages_like_brute_force_over_the_published_vectors(ind
     fused: dict[int, float] = {}
     for rank, row in enumerate(dense_order, start=1):
         fused[row] = fused.get(row, 0.0) + 1.0 / (60 + rank)
+    # BM25 counts in full for rows in the query's language, by query coverage for the others.
     for rank, (row, share) in enumerate(zip(lexical_rows.tolist(), coverage, strict=True), start=1):
-        fused[row] = fused.get(row, 0.0) + share / (60 + rank)
+        weight = 1.0 if reader.row_language[row] in ("en", "") else share
+        fused[row] = fused.get(row, 0.0) + weight / (60 + rank)
     expected = sorted(fused.items(), key=lambda item: -item[1])[:8]
     assert [h.passage.row for h in result.hits] == [row for row, _ in expected]
     np.testing.assert_allclose([h.score for h in result.hits], [score for _, score in expected], rtol=1e-6)

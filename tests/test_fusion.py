@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from indexer.lexical import LexicalIndex, tokenize
-from search_api.fusion import reciprocal_rank_fusion
+from search_api.fusion import allocate_by_group, reciprocal_rank_fusion
 
 
 def test_rrf_adds_weighted_reciprocal_ranks() -> None:
@@ -53,3 +53,23 @@ def test_coverage_is_the_share_of_query_idf_a_row_contains() -> None:
 def test_per_position_weights_scale_each_contribution() -> None:
     fused = dict(reciprocal_rank_fusion([([0.5, 1.0], [1, 2]), (1.0, [2])], k=10))
     assert fused == pytest.approx({1: 0.5 / 11, 2: 1.0 / 12 + 1.0 / 11})
+
+
+def test_languages_take_the_places_the_allocation_gives_them() -> None:
+    # Rows 0-2 English (group "en"), 10-11 Chinese. Fused by all evidence, English rows lead.
+    fused = [(0, 0.9), (1, 0.8), (2, 0.7), (10, 0.3), (11, 0.2)]
+    # The multilingual ranking puts a Chinese row second and fourth.
+    allocation = [(1, 0.5), (11, 0.4), (2, 0.3), (10, 0.2)]
+
+    def group(row: int) -> str:
+        return "zh" if row >= 10 else "en"
+
+    # Places: en, zh, en, zh -> filled by each language's fused order; row 2 and nothing else follow.
+    assert allocate_by_group(fused, allocation, group) == [(0, 0.5), (10, 0.4), (1, 0.3), (11, 0.2), (2, 0.2)]
+
+
+def test_an_allocation_without_a_language_leaves_its_rows_in_fused_order_after_it() -> None:
+    fused = [(0, 0.9), (10, 0.8), (1, 0.05)]
+    allocation = [(1, 0.5)]
+    # One English place (taken by the best English row), then the rest by fused order, scores capped.
+    assert allocate_by_group(fused, allocation, lambda row: row >= 10) == [(0, 0.5), (10, 0.5), (1, 0.05)]

@@ -1,6 +1,6 @@
 """The `moocsearch` command."""
 
-from search_api.cli import build, documents, query, serve  # noqa: F401 - each module registers its commands
+from search_api.cli import accounts, backup, build, documents, query, serve  # noqa: F401 - each module registers its commands
 from search_api.cli.common import app
 
 

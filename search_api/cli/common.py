@@ -1,6 +1,7 @@
 """Shared pieces of the `moocsearch` command: the Typer apps, settings, errors and JSON output.
 
-Exit codes: 0 ok, 1 error, 2 usage or configuration, 3 a build is already running.
+Exit codes: 0 ok, 1 error, 2 usage or configuration, 3 a build is already running, 4 the quality gate rejected
+the new generation (the published one keeps serving), 5 not enough disk space for a build.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 index_app = typer.Typer(help="Build the search index.", no_args_is_help=True)
-documents_app = typer.Typer(help="Inspect documents in the catalog.", no_args_is_help=True)
+documents_app = typer.Typer(help="Inspect and delete documents in the catalog.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 app.add_typer(documents_app, name="documents")
+
+EXIT_REJECTED = 4
+EXIT_NO_SPACE = 5
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

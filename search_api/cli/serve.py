@@ -18,6 +18,8 @@ from search_api.cli.build import print_build_report
 from search_api.cli.common import JsonOpt, app, emit, fail, settings
 from search_api.cli.documents import ingest_entries
 from search_api.evaluation import DatasetError, evaluate, load_beir
+from search_api.gate import generation_search
+from search_api.logging_setup import configure_logging
 from search_api.settings import ApiSettings
 
 
@@ -48,13 +50,14 @@ def serve(
 
     config = settings()
     config = config.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
+    configure_logging(config.log_format, config.log_level)
     try:
         embedders = load_embedders(config.model, config.multilingual_model, config.embed_batch_size)
     except UnknownModelError as exc:
         fail(str(exc), code=2)
     reader = open_published(config.data_dir)
     if reader is None and build_if_missing:
-        indexer = Indexer(config, embedders[0], embedders[1:])
+        indexer = Indexer(config, embedders[0], embedders[1:], quality_search=generation_search(config, embedders))
         try:
             bootstrap(config, indexer)
         except BuildAlreadyRunning as exc:
@@ -64,7 +67,15 @@ def serve(
     elif reader is not None:
         reader.close()
     typer.echo(f"Serving on http://{config.host}:{config.port}  (API docs at /docs)")
-    uvicorn.run(create_app(config, embedders), host=config.host, port=config.port, log_level="info")
+    # Our handlers (JSON or text, with request ids) take uvicorn's logs too; its access log is replaced by ours.
+    uvicorn.run(
+        create_app(config, embedders, schedule_builds=True),
+        host=config.host,
+        port=config.port,
+        log_config=None,
+        log_level=config.log_level.lower(),
+        access_log=False,
+    )
 
 
 @app.command("eval")
