@@ -28,6 +28,8 @@ class SearchService:
         self.reranker = reranker
         self.catalog = Catalog(settings.data_dir / "catalog.sqlite3")
         self.store = OriginalsStore(settings.data_dir / "originals")
+        for leftover in self.store.remove_stale_temp_files():  # of an upload killed while its file was written
+            logger.warning("removed %s, left by an unfinished write", leftover.name)
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
