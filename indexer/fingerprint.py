@@ -3,14 +3,20 @@
 Two documents whose word 5-gram sets overlap by more than the threshold (the same text re-exported, a lightly
 edited new version) are near duplicates. Scripts written without spaces (Chinese, Japanese, Thai) use character
 5-grams instead.
+
+Near duplicates are indexed once (the newest of a cluster stands for the others), so clustering must never hide a
+document from a caller who may see it: only documents of the same access scope are merged (`scoped_links`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 
 import numpy as np
+
+from indexer.access import ALLIANCE, PUBLIC
 
 SIGNATURE_SIZE = 128
 _SHINGLE = 5
@@ -21,6 +27,9 @@ _UNSPACED_RE = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9ff
 _RNG = np.random.default_rng(20261129)
 _MULTIPLIERS = _RNG.integers(1, 2**63, size=SIGNATURE_SIZE, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 _OFFSETS = _RNG.integers(0, 2**63, size=SIGNATURE_SIZE, dtype=np.uint64)
+
+# Who may see a document: its visibility, and for narrower ones its member (casefolded, as Viewer.owns compares).
+Scope = tuple[str, str]
 
 
 def _shingles(text: str) -> set[str]:
@@ -67,6 +76,49 @@ def most_similar(
     scores = similarity(signature, others)
     best = int(np.argmax(scores))
     return ids[best] if scores[best] >= threshold else None
+
+
+def access_scope(visibility: str, member: str | None) -> Scope:
+    """A key equal for two documents exactly when the same callers may see both (the rule of Viewer.can_see):
+    public and alliance documents are seen whatever their member; any narrower one only by its own member's keys
+    (and admins), so the member is part of its key."""
+    if visibility in (PUBLIC, ALLIANCE):
+        return (visibility, "")
+    return (visibility, (member or "").casefold())
+
+
+def scoped_links(
+    links: Mapping[str, str], scopes: Mapping[str, Scope], signatures: Mapping[str, bytes], threshold: float
+) -> dict[str, str]:
+    """The near-duplicate links to cluster by, among the documents of `scopes` (those being indexed).
+
+    A cluster shows only its newest document, which is safe only when every caller who may see one copy may see
+    that one: so a link joins two documents of the same scope. A stored link (made once, at extraction, to the most
+    similar text whatever its access) that crosses scopes, because the copies differ in access or one's access was
+    changed since, is replaced by the document's most similar twin within its own scope (from `signatures`), if one
+    reaches `threshold`. Links to documents not being indexed are dropped.
+    """
+    kept: dict[str, str] = {}
+    by_scope: dict[Scope, list[tuple[str, bytes]]] | None = None  # made on the first crossing link
+    for doc_id, other in links.items():
+        scope = scopes.get(doc_id)
+        if scope is None or other not in scopes:
+            continue
+        if scopes[other] == scope:
+            kept[doc_id] = other
+            continue
+        signature = signatures.get(doc_id)
+        if signature is None:
+            continue
+        if by_scope is None:
+            by_scope = {}
+            for candidate, blob in signatures.items():
+                if candidate in scopes:
+                    by_scope.setdefault(scopes[candidate], []).append((candidate, blob))
+        twin = most_similar(np.frombuffer(signature, dtype=np.uint32), by_scope[scope], threshold, exclude=doc_id)
+        if twin is not None:
+            kept[doc_id] = twin
+    return kept
 
 
 def duplicate_clusters(links: dict[str, str], order: list[str]) -> dict[str, list[str]]:

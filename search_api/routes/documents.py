@@ -140,8 +140,13 @@ def _visible(viewer: Viewer, document: Document) -> bool:
     return viewer.can_see(document.metadata.visibility, document.metadata.member)
 
 
-def _document_out(document: Document, served: tuple[str | None, frozenset[str]]) -> DocumentOut:
+def _document_out(
+    document: Document, served: tuple[str | None, frozenset[str]], service: SearchService, viewer: Viewer
+) -> DocumentOut:
+    """The document as the viewer may know it: a near-duplicate link to a document it may not see is left out."""
     generation, ids = served
+    linked = service.catalog.get_document(document.near_duplicate_of) if document.near_duplicate_of else None
+    near_duplicate_of = linked.id if linked is not None and _visible(viewer, linked) else None
     searchable = document.status != DELETED and document.id in ids
     if document.status == DELETED:
         note = "deleted: left out of searches, and out of the index from the next build"
@@ -149,7 +154,7 @@ def _document_out(document: Document, served: tuple[str | None, frozenset[str]])
         note = f"searchable in generation {generation}"
     elif document.status == FAILED:
         note = f"not searchable: extraction failed ({document.reason})"
-    elif document.near_duplicate_of and document.status != PENDING:
+    elif near_duplicate_of and document.status != PENDING:
         note = "not shown: an older version of another document (near duplicate)"
     else:
         note = "pending next build"
@@ -170,7 +175,7 @@ def _document_out(document: Document, served: tuple[str | None, frozenset[str]])
         member=m.member,
         visibility=m.visibility,  # type: ignore[arg-type]
         metadata=m.to_dict(),
-        near_duplicate_of=document.near_duplicate_of,
+        near_duplicate_of=near_duplicate_of,
         generation=generation if searchable else None,
         searchable=searchable,
         note=note,
@@ -360,14 +365,18 @@ def list_documents(
     documents, total = service.catalog.query_documents(query, viewer_of(caller), limit, offset)
     served = _served(service)
     return DocumentListOut(
-        documents=[_document_out(d, served) for d in documents], total=total, limit=limit, offset=offset
+        documents=[_document_out(d, served, service, viewer_of(caller)) for d in documents],
+        total=total,
+        limit=limit,
+        offset=offset,
     )
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut, responses={**_AUTH_ERRORS, **_NOT_FOUND})
 def show_document(service: ServiceDep, caller: OptionalCaller, document_id: DocumentId) -> DocumentOut:
     """One document: metadata, status and reason, passage count, and the generation it is searchable in."""
-    return _document_out(_find(service, viewer_of(caller), document_id), _served(service))
+    viewer = viewer_of(caller)
+    return _document_out(_find(service, viewer, document_id), _served(service), service, viewer)
 
 
 @router.patch("/documents/{document_id}", response_model=DocumentOut, responses=_CHANGE_ERRORS)
@@ -389,7 +398,7 @@ def patch_document(
     updated = service.catalog.update_metadata(document_id, metadata)
     if updated is None:
         raise ApiError(404, "not_found", f"no document {document_id}")
-    return _document_out(updated, _served(service))
+    return _document_out(updated, _served(service), service, caller.viewer)
 
 
 @router.delete("/documents/{document_id}", response_model=DocumentOut, responses=_CHANGE_ERRORS)
@@ -401,7 +410,7 @@ def delete_document(service: ServiceDep, caller: MemberCaller, document_id: Docu
     if deleted is None:
         raise ApiError(404, "not_found", f"no document {document_id}")
     logger.info("document %s deleted by member %s (key %s)", document_id, caller.member_id, caller.prefix)
-    return _document_out(deleted, _served(service))
+    return _document_out(deleted, _served(service), service, caller.viewer)
 
 
 @router.get(
