@@ -38,7 +38,7 @@ from indexer.embedding import Embedder, load_embedder, model_list
 from indexer.extract import Extraction, ExtractionError, ExtractionLimits
 from indexer.extract.model import BROKEN_TEXT_ENCODING
 from indexer.faults import fault_point
-from indexer.fingerprint import duplicate_clusters, minhash, most_similar
+from indexer.fingerprint import access_scope, duplicate_clusters, minhash, most_similar, scoped_links
 from indexer.generation import (
     LEXICAL_DIR,
     PASSAGES_FILE,
@@ -386,9 +386,7 @@ class Indexer:
         documents: list[Document] = []
         passages: list[tuple[Document, Passage]] = []
         indexed = list(self.catalog.indexed_passages())
-        # Near duplicates (a re-export, a new version) are indexed once: the newest of each group.
-        links = {d.id: d.near_duplicate_of for d, _ in indexed if d.near_duplicate_of}
-        clusters = duplicate_clusters(links, [d.id for d, _ in indexed])
+        clusters = self._duplicate_clusters([d for d, _ in indexed])
         for document, document_passages in indexed:
             if document.id in clusters:
                 documents.append(document)
@@ -426,6 +424,16 @@ class Indexer:
             remove_stale_generations(root, self.settings.keep_generations)
         report.generation_id = generation_id
         report.seconds["total"] = round(time.perf_counter() - started, 3)
+
+    def _duplicate_clusters(self, documents: list[Document]) -> dict[str, list[str]]:
+        """Near duplicates (a re-export, a new version) are indexed once: the newest of each group linked as near
+        duplicates within one access scope, as the catalog says now (so a build after a change of visibility or
+        member groups the copies anew). Keyed by the document shown, listing the others."""
+        scopes = {d.id: access_scope(d.metadata.visibility, d.metadata.member) for d in documents}
+        links = {d.id: d.near_duplicate_of for d in documents if d.near_duplicate_of}
+        signatures = dict(self.catalog.fingerprints())
+        usable = scoped_links(links, scopes, signatures, self.settings.near_duplicate_threshold)
+        return duplicate_clusters(usable, [d.id for d in documents])
 
     def _passes_quality_gate(self, report: BuildReport, final: Path) -> bool:
         """Run the golden queries against the new, unpublished generation; on a regression below the threshold
