@@ -217,7 +217,13 @@ class Searcher:
         another merely because more encoders rank it.
         """
         routes = self._route(language)
-        sharing = sum(1 for dense in self.reader.dense if _multilingual(dense.languages)) or 1
+        # How many multilingual encoders rank each row: they share one weight there.
+        sharing = np.zeros(len(self.reader.row_language), dtype=np.float64)
+        multilingual_count = 0
+        for dense, rows_mask in zip(self.reader.dense, routes, strict=True):
+            if _multilingual(dense.languages) and len(routes) > 1:
+                sharing += 1.0 if rows_mask is None else rows_mask
+                multilingual_count += 1
         rankings: list[tuple[float | list[float], list[int]]] = []
         allocation: list[tuple[float | list[float], list[int]]] = []
         for position, (dense, rows_mask) in enumerate(zip(self.reader.dense, routes, strict=True)):
@@ -240,9 +246,9 @@ class Searcher:
             if not multilingual:
                 rankings.append((weight, rows))
                 continue
-            allocation.append((weight / sharing, rows))
+            allocation.append((weight / multilingual_count, rows))
             routed = rows if rows_mask is None else [r for r in rows if rows_mask[r]]
-            rankings.append((weight / sharing, routed))
+            rankings.append(([weight / float(sharing[r]) for r in routed], routed))
         return rankings, allocation
 
     def _fuse(
@@ -355,8 +361,8 @@ class Searcher:
 
         A monolingual encoder (MiniLM: English) ranks the passages written in the query's language when that is
         its language; every other row, notably every cross-language pair, is ranked by the multilingual
-        encoders. Each row is thus ranked by the encoder best suited to its language pair, and fusion adds
-        one dense rank per row.
+        encoders. Multilingual encoders that are also strong retrievers within one language (e5, not USE) rank
+        the query's language too. Each row is thus ranked by the encoders suited to its language pair.
         """
         if len(self.reader.dense) == 1:
             return [None]
@@ -378,7 +384,11 @@ class Searcher:
             first = masks[0]
             masks[0] = rest if first is None else first | rest
             return masks
-        return [rest if mask is None else mask for mask in masks]
+        # A multilingual encoder that also retrieves well within one language ranks every row.
+        return [
+            (None if encoder.same_language_retrieval else rest) if mask is None else mask
+            for encoder, mask in zip(self.encoders, masks, strict=True)
+        ]
 
     def _best_per_document(self, ranked: list[tuple[int, float]]) -> tuple[list[tuple[int, float]], dict[int, int]]:
         """Each document's best row, in rank order, and how many more of its rows were among the candidates."""

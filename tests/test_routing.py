@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from indexer.dense import search_dense
 from indexer.embedding import HashEmbedder
 from indexer.generation_reader import open_published
 from indexer.metadata import DocumentMetadata
@@ -133,5 +134,42 @@ def test_two_multilingual_encoders_share_one_dense_weight(settings: ApiSettings)
     # The Chinese and Spanish rows share no token with the query: their cosines tie, so their order is open.
     assert [round(h.score, 9) for h in hits] == [round(s, 9) for _, s in expected]
     assert {h.passage.row for h in hits} == {row for row, _ in expected}
+    reader.close()
+    indexer.close()
+
+
+def test_a_multilingual_retriever_also_ranks_the_query_language(settings: ApiSettings) -> None:
+    # e5-like: strong within one language too; USE-like: cross-language only.
+    retriever = HashEmbedder(96, same_language_retrieval=True)
+    similarity = HashEmbedder(64)
+    indexer = Indexer(settings, ENGLISH, [retriever, similarity])
+    for name, (language, text) in TEXTS.items():
+        indexer.ingest(text.encode(), name, DocumentMetadata(language=language))
+    indexer.build()
+    reader = open_published(settings.data_dir)
+    assert reader is not None
+    searcher = Searcher(reader, [ENGLISH, retriever, similarity], dense_weight=1.0, lexical_weight=0.0)
+    query = "rubrics calibrated peer assessment engineering"
+    languages = reader.row_language
+    english = languages == "en"
+    oracle: dict[int, float] = {}
+    multilingual: list[tuple[float, list[int]]] = []
+    # English rows: the English encoder and the retriever (the only multilingual encoder ranking them, so its
+    # weight is whole); other rows: the two multilingual encoders, sharing one weight.
+    for encoder, dense, keep, weights in (
+        (ENGLISH, reader.dense[0], english, {True: 1.0}),
+        (retriever, reader.dense[1], np.ones(len(languages), dtype=bool), {True: 1.0, False: 0.5}),
+        (similarity, reader.dense[2], ~english, {False: 0.5}),
+    ):
+        # Each encoder's own ranking (FAISS, whose exactness test_dense checks: here cosines tie, and FAISS
+        # breaks ties its own way); the oracle is for the weights, routes and places.
+        ranking = search_dense(dense.index, encoder.embed_queries([query]), len(languages))[1][0].tolist()
+        for rank, row in enumerate([r for r in ranking if keep[r]], start=1):
+            oracle[row] = oracle.get(row, 0.0) + weights[bool(english[row])] / (60 + rank)
+        if encoder is not ENGLISH:
+            multilingual.append((0.5, ranking))
+    expected = language_places_oracle(oracle, multilingual, languages, "en")[:4]
+    hits = searcher.search(query, k=4).hits
+    assert [(h.passage.row, round(h.score, 9)) for h in hits] == [(row, round(s, 9)) for row, s in expected]
     reader.close()
     indexer.close()
