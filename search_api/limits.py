@@ -109,6 +109,18 @@ class TokenBuckets:
 
     def take(self, client: str) -> float:
         """Take a token for `client`: 0 when allowed, else the seconds until a token will be available."""
+        bucket = self._refilled(client)
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return 0.0
+        return (1 - bucket.tokens) / self.rate
+
+    def wait(self, client: str) -> float:
+        """The seconds until `client` has a token (0: it has one now), taking nothing."""
+        bucket = self._refilled(client)
+        return 0.0 if bucket.tokens >= 1 else (1 - bucket.tokens) / self.rate
+
+    def _refilled(self, client: str) -> _Bucket:
         now = self.clock()
         bucket = self._buckets.pop(client, None) or _Bucket(float(self.burst), now)
         bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.updated) * self.rate)
@@ -116,10 +128,7 @@ class TokenBuckets:
         self._buckets[client] = bucket  # most recently seen last
         while len(self._buckets) > self.max_clients:
             self._buckets.popitem(last=False)
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return 0.0
-        return (1 - bucket.tokens) / self.rate
+        return bucket
 
 
 def client_identity(scope: Scope) -> str:
@@ -130,12 +139,21 @@ def client_identity(scope: Scope) -> str:
     key = presented_key(Request(scope))
     if key:
         return "key:" + hashlib.sha256(key.encode()).hexdigest()[:32]
+    return "ip:" + _address(scope)
+
+
+def _address(scope: Scope) -> str:
     client = scope.get("client")
-    return "ip:" + (client[0] if client else "unknown")
+    return str(client[0]) if client else "unknown"
 
 
 class RateLimitMiddleware:
-    """Answer 429 with Retry-After to a client (key or IP) that exceeds its token bucket; others go on."""
+    """Answer 429 with Retry-After to a client (key or IP) that exceeds its token bucket; others go on.
+
+    Keys are counted by their hash before anyone checks them, so a client could mint a fresh bucket with every
+    made-up key. Each `401` therefore also takes a token from its IP address's failed-key bucket, and requests
+    with a key from an address whose failed-key bucket is empty get `429` until it refills.
+    """
 
     def __init__(
         self,
@@ -153,10 +171,20 @@ class RateLimitMiddleware:
         if self.buckets is None or scope["type"] != "http" or scope["path"] in self.exempt_paths:
             await self.app(scope, receive, send)
             return
-        wait = self.buckets.take(client_identity(scope))
+        buckets = self.buckets
+        identity = client_identity(scope)
+        failed_keys = "failed-keys:" + _address(scope)
+        keyed = identity.startswith("key:")
+        wait = max(buckets.wait(failed_keys), buckets.take(identity)) if keyed else buckets.take(identity)
         if wait > 0:
             retry_after = max(1, math.ceil(wait))
             message = f"too many requests; retry in {retry_after} s"
             await error_response(429, "rate_limited", message, {"Retry-After": str(retry_after)})(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+
+        async def counting_send(message: Message) -> None:
+            if keyed and message["type"] == "http.response.start" and message["status"] == 401:
+                buckets.take(failed_keys)
+            await send(message)
+
+        await self.app(scope, receive, counting_send)

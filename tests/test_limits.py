@@ -171,6 +171,19 @@ def test_a_burst_from_one_client_gets_429_and_others_are_unaffected(
         assert other_ip.get("/").status_code == 200
 
 
+def test_made_up_keys_drain_their_address_and_are_then_refused(
+    settings_small: ApiSettings, embedder: HashEmbedder
+) -> None:
+    app = create_app(settings_small, embedder)
+    with TestClient(app, client=("10.0.0.3", 5000)) as guesser:
+        # Every made-up key has a fresh bucket of its own, but each 401 also costs its address a token.
+        codes = [guesser.get("/documents", headers={"X-API-Key": f"msk_{i:08x}_guess"}).status_code for i in range(4)]
+        assert codes == [401, 401, 401, 429]
+        assert guesser.get("/documents").status_code == 200  # anonymous requests count in their own bucket
+        other = TestClient(app, client=("10.0.0.4", 5000))
+        assert other.get("/documents", headers={"X-API-Key": "msk_00000000_guess"}).status_code == 401
+
+
 def test_cors_allows_only_configured_origins(settings_small: ApiSettings, embedder: HashEmbedder) -> None:
     with TestClient(create_app(settings_small.model_copy(update={"rate_limit_per_second": 0}), embedder)) as client:
         for method in ("GET", "POST", "PATCH", "DELETE"):
