@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import signal
+import socket
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -155,3 +158,19 @@ def language_places_oracle(
         if row not in {p for p, _ in result}:
             result.append((row, min(result[-1][1], fused[row]) if result else fused[row]))
     return result
+
+
+def free_port() -> int:
+    """A local TCP port nobody listens on now, for a real server started by a test."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_server(process: subprocess.Popen[Any]) -> None:
+    """Ask a server process to shut down (SIGTERM); kill it if it has not ended within 30 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()

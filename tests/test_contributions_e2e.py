@@ -18,17 +18,12 @@ import pytest
 
 from indexer.catalog import Catalog
 from indexer.faults import PAUSE_AT, PAUSE_MARKER
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.e2e
 
 BOUNDARY = "e2eboundary"
 BIG_BODY = 24 * 1024 * 1024  # declared, never all sent: far over Starlette's 1 MiB in-memory spool
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _request(url: str, key: str, data: bytes | None = None, content_type: str = "") -> tuple[int, bytes]:
@@ -138,7 +133,7 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 
 def test_an_acknowledged_upload_survives_kill_9_of_the_server(tmp_path: Path) -> None:
     data_dir, key, env = _data_dir_with_member_key(tmp_path)
-    port = _free_port()
+    port = free_port()
     base, log = f"http://127.0.0.1:{port}", tmp_path / "serve.log"
     content = b"Flipped classrooms: learners watch short videos before each seminar."
     body = _multipart("Flipped classrooms", "flipped.txt", content)
@@ -168,7 +163,7 @@ def test_a_kill_9_mid_upload_leaves_no_row_and_no_file(tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     spool.mkdir()
     env["TMPDIR"] = str(spool)  # where Starlette's SpooledTemporaryFile rolls over to
-    port = _free_port()
+    port = free_port()
     base, log = f"http://127.0.0.1:{port}", tmp_path / "serve.log"
     head = _multipart_head("Half an upload", "big.txt")
     process = _start(env, port, log)
@@ -211,7 +206,7 @@ def test_a_kill_9_while_the_original_is_written_leaves_no_row_and_no_temp_file(t
     file, has no row, and takes the same bytes again as a new document."""
     data_dir, key, env = _data_dir_with_member_key(tmp_path)
     marker = tmp_path / "paused"
-    port = _free_port()
+    port = free_port()
     base, log = f"http://127.0.0.1:{port}", tmp_path / "serve.log"
     content = b"MOOC completion rates rise with weekly deadlines and cohort-based forums."
     body = _multipart("Deadlines", "deadlines.txt", content)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from indexer.embedding import HashEmbedder
 from indexer.generation import DENSE_FILE, generations_root
 from indexer.pipeline import Indexer
 from search_api.settings import ApiSettings
+from tests.conftest import free_port, stop_server
 
 pytestmark = pytest.mark.e2e
 
@@ -46,12 +46,6 @@ class Server:
     port: int
     settings: ApiSettings
     log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(url: str) -> tuple[int, dict]:
@@ -83,7 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     indexer.ingest(DOCUMENTS["peer.txt"].encode(), "peer.txt")
     indexer.build()
     indexer.close()
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "MOOCSEARCH_DATA_DIR": str(settings.data_dir),
@@ -108,11 +102,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             _wait(lambda: process.poll() is None and _get(base + "/ready")[0] == 200, 300, "the server to be ready")
             yield Server(base, port, settings, log)
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_server(process)
 
 
 def _generation_of(server: Server) -> dict:

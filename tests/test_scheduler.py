@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from indexer.pipeline import BuildAlreadyRunning, Indexer
 from search_api.buildrunner import BuildRunner, describe_exit
 from search_api.scheduler import BuildScheduler, default_poll_seconds
 from search_api.settings import ApiSettings
+from tests.conftest import free_port, stop_server
 from tests.test_build_records import lock_held_by_another_build
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # a Monday, 01:00
@@ -209,9 +209,7 @@ def test_serve_builds_soon_after_a_document_arrives_and_serves_it_without_restar
 ) -> None:
     indexer.ingest(b"Calibrated peer review with rubrics for large online courses.", "peer.txt")
     indexer.build()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     env = {
         **os.environ,
         "MOOCSEARCH_DATA_DIR": str(settings.data_dir),
@@ -243,11 +241,7 @@ def test_serve_builds_soon_after_a_document_arrives_and_serves_it_without_restar
         assert latest.pid not in (None, process.pid, os.getpid())
         assert latest.to_dict()["documents_added"] == 1
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_server(process)
         log.close()
 
 

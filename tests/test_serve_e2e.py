@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,13 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port, stop_server
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(url: str) -> tuple[int, bytes, dict[str, str]]:
@@ -49,7 +44,7 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float) -> 
 
 
 def test_serve_indexes_the_bundled_corpus_on_first_run_and_answers_the_readme_query(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MOOCSEARCH_DATA_DIR": str(tmp_path / "data")}
     env.pop("MOOCSEARCH_MODEL", None)  # the README's command: the default, real model
     executable = Path(sys.executable).with_name("moocsearch")
@@ -73,11 +68,7 @@ def test_serve_indexes_the_bundled_corpus_on_first_run_and_answers_the_readme_qu
         status, body, _ = _get(f"{base}/search?q=")
         assert status == 422 and json.loads(body)["error"]["code"] == "invalid_query"
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_server(process)
         log.close()
     # uvicorn shuts down cleanly, then re-raises SIGTERM so the exit status tells how it ended.
     assert process.returncode in (0, -signal.SIGTERM), (tmp_path / "serve.log").read_text()
