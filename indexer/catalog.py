@@ -507,7 +507,7 @@ class Catalog:
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         total = int(self._query(f"SELECT COUNT(*) FROM documents {clause}", params)[0][0])
         rows = self._query(
-            f"SELECT * FROM documents {clause} ORDER BY created_at, id LIMIT ? OFFSET ?", [*params, limit, offset]
+            f"SELECT * FROM documents {clause} ORDER BY created_at, rowid LIMIT ? OFFSET ?", [*params, limit, offset]
         )
         return [_document(row) for row in rows], total
 
@@ -543,7 +543,7 @@ class Catalog:
         """Documents in the order they were added, optionally with one status."""
         where, params = ("WHERE status = ?", [status]) if status else ("", [])
         rows = self._query(
-            f"SELECT * FROM documents {where} ORDER BY created_at, id LIMIT ? OFFSET ?", [*params, limit, offset]
+            f"SELECT * FROM documents {where} ORDER BY created_at, rowid LIMIT ? OFFSET ?", [*params, limit, offset]
         )
         return [_document(row) for row in rows]
 
@@ -554,7 +554,7 @@ class Catalog:
     def documents_to_extract(self, chunker: str) -> list[Document]:
         """Pending documents, and indexed ones whose passages were cut for another model or budget."""
         rows = self._query(
-            "SELECT * FROM documents WHERE status = ? OR (status = ? AND chunker IS NOT ?) ORDER BY created_at, id",
+            "SELECT * FROM documents WHERE status = ? OR (status = ? AND chunker IS NOT ?) ORDER BY created_at, rowid",
             (PENDING, INDEXED, chunker),
         )
         return [_document(row) for row in rows]
@@ -669,7 +669,7 @@ class Catalog:
         """(id, fingerprint) of indexed documents, oldest first."""
         rows = self._query(
             "SELECT id, fingerprint FROM documents WHERE status = ? AND fingerprint IS NOT NULL "
-            "ORDER BY created_at, id",
+            "ORDER BY created_at, rowid",
             (INDEXED,),
         )
         return [(row[0], bytes(row[1])) for row in rows]
@@ -890,7 +890,7 @@ class Catalog:
     def list_keys(self, member_id: str | None = None) -> list[ApiKey]:
         """Keys (all, or one member's), oldest first, without secrets."""
         where, params = ("WHERE k.member_id = ?", (member_id,)) if member_id else ("", ())
-        rows = self._query(f"{_KEY_SELECT} {where} ORDER BY k.created_at, k.prefix", params)
+        rows = self._query(f"{_KEY_SELECT} {where} ORDER BY k.created_at, k.rowid", params)
         return [ApiKey(**{**dict(row), "admin": bool(row["admin"])}) for row in rows]
 
     def revoke_key(self, prefix: str) -> ApiKey:
