@@ -793,6 +793,20 @@ class Catalog:
         rows = self._query("SELECT MAX(started_at) FROM builds WHERE outcome != ?", (BUILD_ALREADY_RUNNING,))
         return rows[0][0]
 
+    def failed_builds_in_a_row(self) -> int:
+        """How many of the latest builds that got the lock ended without publishing (failed, rejected or
+        interrupted), counted back to the last published one."""
+        rows = self._query(
+            "SELECT outcome FROM builds WHERE outcome NOT IN (?, ?, ?) ORDER BY id DESC LIMIT 64",
+            (BUILD_ALREADY_RUNNING, BUILD_QUEUED, BUILD_RUNNING),
+        )
+        count = 0
+        for (outcome,) in rows:
+            if outcome == BUILD_PUBLISHED:
+                break
+            count += 1
+        return count
+
     def oldest_pending_change(self) -> str | None:
         """The time of the longest-waiting pending document, if any (what `build soon` measures)."""
         return self._query("SELECT MIN(updated_at) FROM documents WHERE status = ?", (PENDING,))[0][0]

@@ -99,6 +99,11 @@ class IndexerSettings(BaseSettings):
     build_soon_seconds: float = Field(
         300.0, ge=0, description="`serve` starts a build once a pending document has waited this long (0: never)."
     )
+    build_soon_max_seconds: float = Field(
+        21600.0,
+        ge=0,
+        description="After builds that failed in a row, the build-soon delay doubles for each, up to this long.",
+    )
 
     @field_validator("build_schedule")
     @classmethod

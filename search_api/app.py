@@ -50,7 +50,13 @@ def create_app(
         service.on_search = app.state.metrics.observe_search
         app.state.service = service
         app.state.build_runner = runner = BuildRunner(settings)
-        scheduler = BuildScheduler(runner, runner.catalog, settings.build_schedule, settings.build_soon_seconds)
+        scheduler = BuildScheduler(
+            runner,
+            runner.catalog,
+            settings.build_schedule,
+            settings.build_soon_seconds,
+            soon_max_seconds=settings.build_soon_max_seconds,
+        )
         if schedule_builds:
             scheduler.start()
         try:

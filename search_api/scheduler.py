@@ -47,9 +47,16 @@ def default_poll_seconds(soon_seconds: float) -> float:
     return min(MAX_POLL_SECONDS, max(0.5, soon_seconds / 2))
 
 
+def soon_delay(soon_seconds: float, failures: int, max_seconds: float) -> float:
+    """The build-soon delay after `failures` builds in a row ended without publishing: doubled for each, up to
+    `max_seconds` (never below `soon_seconds`), so a build that keeps failing is not retried every few minutes."""
+    return max(soon_seconds, min(soon_seconds * 2.0 ** min(failures, 32), max_seconds))
+
+
 class BuildScheduler:
     """Decides when builds start: at each time of `cron` (empty: never), and when a pending document has waited
-    `soon_seconds` (0: never) since it arrived or since the last build started, whichever is later."""
+    `soon_seconds` (0: never) since it arrived or since the last build started, whichever is later. After builds
+    that failed in a row, the wait doubles for each, up to `soon_max_seconds`; a published build resets it."""
 
     def __init__(
         self,
@@ -59,12 +66,14 @@ class BuildScheduler:
         soon_seconds: float,
         clock: Callable[[], datetime] = local_now,
         poll_seconds: float | None = None,
+        soon_max_seconds: float = 6 * 3600.0,
     ) -> None:
         """`clock` gives the time the thread ticks with; `poll_seconds` how often (default: from the delay)."""
         self.starter = starter
         self.catalog = catalog
         self.cron = cron.strip()
         self.soon_seconds = soon_seconds
+        self.soon_max_seconds = soon_max_seconds
         self._clock = clock
         self.poll_seconds = poll_seconds if poll_seconds is not None else default_poll_seconds(soon_seconds)
         self.next_run: datetime | None = self._after(clock()) if self.cron else None
@@ -95,10 +104,12 @@ class BuildScheduler:
         if pending is None:
             return False
         since = datetime.fromisoformat(pending)
+        delay = self.soon_seconds
         last_build = self.catalog.last_build_start()
         if last_build is not None:
             since = max(since, datetime.fromisoformat(last_build))
-        return (now - since).total_seconds() >= self.soon_seconds
+            delay = soon_delay(self.soon_seconds, self.catalog.failed_builds_in_a_row(), self.soon_max_seconds)
+        return (now - since).total_seconds() >= delay
 
     def _start(self, trigger: str) -> str | None:
         try:

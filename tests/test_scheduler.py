@@ -19,12 +19,19 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from indexer.catalog import BUILD_ALREADY_RUNNING, BUILD_FAILED, BUILD_PUBLISHED, Catalog
+from indexer.catalog import (
+    BUILD_ALREADY_RUNNING,
+    BUILD_FAILED,
+    BUILD_INTERRUPTED,
+    BUILD_PUBLISHED,
+    BUILD_REJECTED,
+    Catalog,
+)
 from indexer.faults import PAUSE_AT, PAUSE_MARKER
 from indexer.generation import generations_root, published_generation_id
 from indexer.pipeline import BuildAlreadyRunning, Indexer
 from search_api.buildrunner import BuildRunner, describe_exit
-from search_api.scheduler import BuildScheduler, default_poll_seconds
+from search_api.scheduler import BuildScheduler, default_poll_seconds, soon_delay
 from search_api.settings import ApiSettings
 from tests.conftest import free_port, stop_server
 from tests.test_build_records import lock_held_by_another_build
@@ -99,6 +106,38 @@ def test_build_soon_waits_the_delay_from_arrival_then_from_the_last_build(indexe
     assert scheduler.tick(started + timedelta(seconds=299)) is None
     assert scheduler.tick(started + timedelta(seconds=300)) == "soon"
     assert starter.started == ["soon", "soon"]
+
+
+def test_build_soon_backs_off_after_failed_builds_and_a_published_one_resets_it(indexer: Indexer) -> None:
+    starter = FakeStarter()
+    scheduler = BuildScheduler(starter, indexer.catalog, "", 300, clock=lambda: T0, soon_max_seconds=1000)
+    indexer.ingest(b"A report that a broken build cannot index.", "stuck.txt")
+
+    def ended(outcome: str) -> datetime:
+        build = indexer.catalog.start_build("soon")
+        indexer.catalog.finish_build(build, outcome, None, {})
+        return datetime.fromisoformat(indexer.catalog.last_build_start() or "")
+
+    # Oracle: 300 s after a published build, then 600, 1000 (the cap), 1000 after one, two, three failures.
+    for outcome, expected in [
+        (BUILD_PUBLISHED, 300),
+        (BUILD_FAILED, 600),
+        (BUILD_REJECTED, 1000),
+        (BUILD_INTERRUPTED, 1000),
+        (BUILD_PUBLISHED, 300),
+    ]:
+        started = ended(outcome)
+        if outcome == BUILD_INTERRUPTED:  # a refused attempt is not a failure and does not reset the count
+            indexer.catalog.refuse_build("schedule", "a build is already running")
+        assert scheduler.tick(started + timedelta(seconds=expected - 1)) is None, outcome
+        assert scheduler.tick(started + timedelta(seconds=expected)) == "soon", outcome
+    assert indexer.catalog.failed_builds_in_a_row() == 0
+
+
+def test_the_backoff_doubles_up_to_its_cap_and_never_below_the_delay() -> None:
+    assert [soon_delay(300, n, 21600) for n in range(9)] == [300, 600, 1200, 2400, 4800, 9600, 19200, 21600, 21600]
+    assert soon_delay(300, 10_000, 21600) == 21600
+    assert soon_delay(300, 3, 0) == 300  # a cap below the delay keeps the delay
 
 
 def test_build_soon_waits_for_a_running_build_without_a_record(indexer: Indexer) -> None:
