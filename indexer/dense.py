@@ -50,6 +50,21 @@ class BuiltIndex:
         return str(self.description["type"])
 
 
+def language_means(vectors: np.ndarray, languages: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Each language's mean vector (float64, one row per language, languages sorted; '' is unknown).
+
+    A multilingual encoder gives every passage in the query's language a bonus for the shared language alone,
+    so a Chinese question ranks unrelated Chinese passages above the English answer. That bonus is about the
+    query's similarity to the language's mean vector; the search API subtracts it (`q . mean`) from the score of
+    every passage in that language, which leaves the order within a language as it was.
+    """
+    names = sorted({str(language) for language in languages.tolist()})
+    means = np.zeros((len(names), vectors.shape[1]), dtype=np.float64)
+    for position, name in enumerate(names):
+        means[position] = vectors[languages == name].mean(axis=0, dtype=np.float64)
+    return names, means
+
+
 def build_dense_index(vectors: np.ndarray) -> Any:
     """An exact inner-product index. Vectors are L2-normalised by the embedder, so inner product = cosine."""
     import faiss

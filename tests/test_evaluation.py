@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,31 @@ def test_pooled_corpora_make_every_language_version_relevant(beir: Path) -> None
     assert data.qrels["q0"] == {"en-d0": 1, "es-d0": 1}
     single = load_beir(beir, query_language="en", corpus_languages=["es"])
     assert single.qrels["q0"] == {"d0": 1} and single.corpus[0].doc_id == "d0"
+
+
+def test_the_one_language_variant_keeps_each_paragraph_in_one_language(beir: Path, tmp_path: Path) -> None:
+    script = Path(__file__).parents[1] / "scripts" / "xquad_one_language.py"
+    output = tmp_path / "one-language"
+    done = subprocess.run(
+        [sys.executable, str(script), str(beir), str(output), "--languages", "en,es"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "3 paragraphs in en, 2 paragraphs in es" in done.stdout
+    data = load_beir(output, query_language="en")
+    # Paragraph i in languages[i % 2], each once; a question's one relevant passage is that copy.
+    assert [d.doc_id for d in data.corpus] == ["en-d0", "es-d1", "en-d2", "es-d3", "en-d4"]
+    assert data.corpus[1].text == "Informe sobre videos before class flipped es."
+    assert data.qrels == {f"q{i}": {f"{'en' if i % 2 == 0 else 'es'}-d{i}": 1} for i in range(5)}
+    missing = subprocess.run(
+        [sys.executable, str(script), str(beir), str(tmp_path / "x"), "--languages", "en,fr"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 2 and "corpus.fr.jsonl" in missing.stderr
 
 
 def test_missing_files_are_clear_errors(beir: Path) -> None:
