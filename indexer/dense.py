@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 EXACT_INNER_PRODUCT = "flat-ip"
 IVF_SQ8 = "ivf-sq8"
 RECALL_K = 10
+MEANS_BLOCK_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,17 @@ def language_means(vectors: np.ndarray, languages: np.ndarray) -> tuple[list[str
     every passage in that language, which leaves the order within a language as it was.
     """
     names = sorted({str(language) for language in languages.tolist()})
-    means = np.zeros((len(names), vectors.shape[1]), dtype=np.float64)
-    for position, name in enumerate(names):
-        means[position] = vectors[languages == name].mean(axis=0, dtype=np.float64)
-    return names, means
+    sums = np.zeros((len(names), vectors.shape[1]), dtype=np.float64)
+    counts = np.zeros(len(names), dtype=np.int64)
+    codes = np.searchsorted(np.array(names), languages)
+    # In blocks, so that a million vectors need no second copy in memory.
+    for start in range(0, len(vectors), MEANS_BLOCK_ROWS):
+        block, block_codes = vectors[start : start + MEANS_BLOCK_ROWS], codes[start : start + MEANS_BLOCK_ROWS]
+        for code in np.unique(block_codes):
+            rows = block_codes == code
+            sums[code] += block[rows].sum(axis=0, dtype=np.float64)
+            counts[code] += int(rows.sum())
+    return names, sums / counts[:, None]
 
 
 def build_dense_index(vectors: np.ndarray) -> Any:
