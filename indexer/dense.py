@@ -23,7 +23,6 @@ logger = logging.getLogger(__name__)
 EXACT_INNER_PRODUCT = "flat-ip"
 IVF_SQ8 = "ivf-sq8"
 RECALL_K = 10
-MEANS_BLOCK_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -49,28 +48,6 @@ class BuiltIndex:
     def index_type(self) -> str:
         """`flat-ip` or `ivf-sq8`."""
         return str(self.description["type"])
-
-
-def language_means(vectors: np.ndarray, languages: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Each language's mean vector (float64, one row per language, languages sorted; '' is unknown).
-
-    A multilingual encoder gives every passage in the query's language a bonus for the shared language alone,
-    so a Chinese question ranks unrelated Chinese passages above the English answer. That bonus is about the
-    query's similarity to the language's mean vector; the search API subtracts it (`q . mean`) from the score of
-    every passage in that language, which leaves the order within a language as it was.
-    """
-    names = sorted({str(language) for language in languages.tolist()})
-    sums = np.zeros((len(names), vectors.shape[1]), dtype=np.float64)
-    counts = np.zeros(len(names), dtype=np.int64)
-    codes = np.searchsorted(np.array(names), languages)
-    # In blocks, so that a million vectors need no second copy in memory.
-    for start in range(0, len(vectors), MEANS_BLOCK_ROWS):
-        block, block_codes = vectors[start : start + MEANS_BLOCK_ROWS], codes[start : start + MEANS_BLOCK_ROWS]
-        for code in np.unique(block_codes):
-            rows = block_codes == code
-            sums[code] += block[rows].sum(axis=0, dtype=np.float64)
-            counts[code] += int(rows.sum())
-    return names, sums / counts[:, None]
 
 
 def build_dense_index(vectors: np.ndarray) -> Any:

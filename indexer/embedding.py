@@ -17,11 +17,6 @@ import numpy as np
 from indexer.text import is_cjk
 
 
-def is_multilingual(languages: frozenset[str] | None) -> bool:
-    """An encoder trained for several languages (or any), as opposed to one for a single language."""
-    return languages is None or len(languages) > 1
-
-
 class Embedder(Protocol):
     """Turns texts into float32 vectors of shape (n, dimension), L2-normalised, so inner product = cosine.
 

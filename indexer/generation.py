@@ -5,9 +5,6 @@ A generation is an immutable folder `<data_dir>/generations/<id>/` holding
   state it was built from, and the sha256 of every other file;
 - `dense.faiss`, `dense-1.faiss`, ...: the vectors of each encoder listed in the manifest (row i = passage i),
   exact or approximate by corpus size (`indexer/dense.py`; the manifest's encoder entry says which);
-- `language-means-1.npy`, ...: for each multilingual encoder, the mean vector of its passages in each language
-  (rows in the order of the encoder entry's `language_means` list), with which the search API centres that
-  encoder's scores per language;
 - `passages.sqlite3`: the passage table (row -> text, provenance) and the documents it cites;
 - `lexical/`: the BM25 index over the same rows.
 The published generation is named by the pointer file `<data_dir>/generations/CURRENT`, replaced atomically.
@@ -105,11 +102,6 @@ class Manifest:
 def dense_file(position: int) -> str:
     """The dense index file of the encoder at `position` in the manifest's list (0: the primary encoder)."""
     return DENSE_FILE if position == 0 else f"dense-{position}.faiss"
-
-
-def language_means_file(position: int) -> str:
-    """The per-language mean vectors of the encoder at `position` in the manifest's list."""
-    return f"language-means-{position}.npy"
 
 
 def file_sha256(path: Path) -> str:

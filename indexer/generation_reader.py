@@ -55,8 +55,6 @@ class DenseIndex:
     model_id: str
     index: Any
     languages: frozenset[str] | None
-    # A multilingual encoder's mean passage vector in each language of the generation (None: not recorded).
-    language_means: dict[str, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -99,10 +97,7 @@ class GenerationReader:
                     f"the manifest says {self.manifest.passage_count} of {encoder['dimension']}"
                 )
             languages = encoder.get("languages")
-            means = _read_language_means(folder, encoder)
-            self.dense.append(
-                DenseIndex(encoder["model_id"], index, frozenset(languages) if languages else None, means)
-            )
+            self.dense.append(DenseIndex(encoder["model_id"], index, frozenset(languages) if languages else None))
         self.index = self.dense[0].index
         self.lexical = LexicalIndex.load(folder / LEXICAL_DIR)
         if self.lexical.size != self.manifest.passage_count:
@@ -191,24 +186,6 @@ class GenerationReader:
         """Every document this generation can cite."""
         with self._lock:
             return {r[0] for r in self._db.execute("SELECT document_id FROM documents")}
-
-
-def _read_language_means(folder: Path, encoder: dict[str, Any]) -> dict[str, np.ndarray] | None:
-    """The language-means file of a manifest's encoder entry, checked against it (None when it has none)."""
-    entry = encoder.get("language_means")
-    if not entry:
-        return None
-    languages = list(entry["languages"])
-    try:
-        means = np.load(folder / entry["file"], allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise GenerationError(f"{folder.name}: cannot read {entry['file']}: {exc}") from exc
-    if means.shape != (len(languages), encoder["dimension"]):
-        raise GenerationError(
-            f"{folder.name}: {entry['file']} holds {means.shape} means, the manifest says "
-            f"{len(languages)} languages of {encoder['dimension']} dimensions"
-        )
-    return {language: means[position] for position, language in enumerate(languages)}
 
 
 def open_published(data_dir: Path) -> GenerationReader | None:

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 from tqdm import tqdm
 
 from indexer.catalog import (
@@ -32,10 +31,10 @@ from indexer.catalog import (
     Passage,
 )
 from indexer.changes import count_changes
-from indexer.dense import AnnOptions, build_index, language_means, write_dense_index
+from indexer.dense import AnnOptions, build_index, write_dense_index
 from indexer.diskspace import check_build_space
 from indexer.embedcache import EmbeddingCache
-from indexer.embedding import Embedder, is_multilingual, load_embedder, model_list
+from indexer.embedding import Embedder, load_embedder, model_list
 from indexer.extract import Extraction, ExtractionError, ExtractionLimits
 from indexer.extract.model import BROKEN_TEXT_ENCODING
 from indexer.faults import fault_point
@@ -49,7 +48,6 @@ from indexer.generation import (
     discard_partial_generations,
     finish_generation,
     generations_root,
-    language_means_file,
     new_generation_id,
     publish_generation,
     published_generation_id,
@@ -401,24 +399,17 @@ class Indexer:
         generation_id = new_generation_id()
         with _stage(report, "write"):
             folder = start_generation(root, generation_id)
-            languages = [p.language or d.language for d, p in passages]
-            row_languages = np.array([language or "" for language in languages], dtype=str)
             dense_indexes: list[dict[str, Any]] = []
-            means_languages: list[list[str] | None] = []
-            for position, (embedder, encoder_vectors) in enumerate(zip(self.embedders, vectors, strict=True)):
+            for position, encoder_vectors in enumerate(vectors):
                 built = build_index(encoder_vectors, self.ann_options)
                 write_dense_index(built.index, folder / dense_file(position))
                 dense_indexes.append(built.description)
                 del built
-                names: list[str] | None = None
-                if is_multilingual(embedder.languages) and len(passages):
-                    names, means = language_means(encoder_vectors, row_languages)
-                    np.save(folder / language_means_file(position), means, allow_pickle=False)
-                means_languages.append(names)
             fault_point("write")
+            languages = [p.language or d.language for d, p in passages]
             LexicalIndex.build(list(zip(texts, languages, strict=True))).save(folder / LEXICAL_DIR)
             write_passage_table(folder / PASSAGES_FILE, _passage_rows(passages), _document_rows(documents, clusters))
-            manifest = self._manifest(generation_id, len(passages), len(documents), dense_indexes, means_languages)
+            manifest = self._manifest(generation_id, len(passages), len(documents), dense_indexes)
             manifest.parameters["languages"] = dict(Counter(language or "und" for language in languages))
             final = finish_generation(folder, manifest)
             self._count_changes(report, root, final)
@@ -533,16 +524,10 @@ class Indexer:
         return vectors
 
     def _manifest(
-        self,
-        generation_id: str,
-        passages: int,
-        documents: int,
-        dense_indexes: list[dict[str, Any]],
-        means_languages: list[list[str] | None],
+        self, generation_id: str, passages: int, documents: int, dense_indexes: list[dict[str, Any]]
     ) -> Manifest:
         """The manifest of a generation; `dense_indexes` describe each encoder's index (type, parameters,
-        measured recall), the primary encoder's type being the generation's `index_type`; `means_languages`
-        the languages of each encoder's language-means file (None: it has none)."""
+        measured recall), the primary encoder's type being the generation's `index_type`."""
         return Manifest(
             generation_id=generation_id,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -560,11 +545,6 @@ class Indexer:
                     "file": dense_file(position),
                     "languages": sorted(e.languages) if e.languages is not None else None,
                     "index": dense_indexes[position],
-                    "language_means": (
-                        None
-                        if means_languages[position] is None
-                        else {"file": language_means_file(position), "languages": means_languages[position]}
-                    ),
                 }
                 for position, e in enumerate(self.embedders)
             ],

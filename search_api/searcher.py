@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from indexer.dense import search_dense
-from indexer.embedding import Embedder, is_multilingual
+from indexer.embedding import Embedder
 from indexer.generation_reader import DenseIndex, DocumentInfo, GenerationReader, PassageRecord
 from indexer.language import guess_query_language
 from indexer.passages import embedding_text
@@ -156,7 +156,9 @@ class Searcher:
             started = time.perf_counter()
             ranked, rerank_scores = self._rerank(self.reranker, query, ranked)
             timings["rerank"] = time.perf_counter() - started
-        hits, total = self._page(ranked, offset, k, per_document, filters, timings, rerank_scores=rerank_scores)
+        hits, total = self._page(
+            ranked, offset, k, per_document, filters, timings, rerank_scores=rerank_scores, language=language
+        )
         seconds = {name: round(value, 6) for name, value in timings.items()}
         return SearchResult(self.generation_id, hits, total, seconds, language)
 
@@ -196,7 +198,9 @@ class Searcher:
             lambda _, dense: _stored_vector(dense.index, row), language, allowed, depth, timings
         )
         ranked = self._fuse(rankings, allocation, language)
-        hits, total = self._page(ranked, offset, k, per_document, filters, timings, excluded=excluded)
+        hits, total = self._page(
+            ranked, offset, k, per_document, filters, timings, excluded=excluded, language=language
+        )
         seconds = {name: round(value, 6) for name, value in timings.items()}
         return SearchResult(self.generation_id, hits, total, seconds, language, source=source)
 
@@ -221,13 +225,13 @@ class Searcher:
         sharing = np.zeros(len(self.reader.row_language), dtype=np.float64)
         multilingual_count = 0
         for dense, rows_mask in zip(self.reader.dense, routes, strict=True):
-            if is_multilingual(dense.languages) and len(routes) > 1:
+            if _multilingual(dense.languages) and len(routes) > 1:
                 sharing += 1.0 if rows_mask is None else rows_mask
                 multilingual_count += 1
         rankings: list[tuple[float | list[float], list[int]]] = []
         allocation: list[tuple[float | list[float], list[int]]] = []
         for position, (dense, rows_mask) in enumerate(zip(self.reader.dense, routes, strict=True)):
-            multilingual = is_multilingual(dense.languages) and len(routes) > 1
+            multilingual = _multilingual(dense.languages) and len(routes) > 1
             # A multilingual encoder searches every allowed row (for the allocation); its evidence counts for
             # the rows routed to it.
             mask = (
@@ -238,9 +242,10 @@ class Searcher:
             if mask is not None and not mask.any():
                 continue
             started = time.perf_counter()
-            vector = query_vector(position, dense)
-            scores, found = search_dense(dense.index, vector, depth * 2 if multilingual else depth, mask)
-            rows = _centred_ranking(dense, vector, scores[0], found[0], self.reader.row_language)
+            _, found = search_dense(
+                dense.index, query_vector(position, dense), depth * 2 if multilingual else depth, mask
+            )
+            rows = [int(r) for r in found[0] if r >= 0]
             timings[f"dense:{dense.model_id}"] = time.perf_counter() - started
             if not multilingual:
                 rankings.append((weight, rows))
@@ -302,14 +307,16 @@ class Searcher:
         timings: dict[str, float],
         rerank_scores: dict[int, float] | None = None,
         excluded: frozenset[int] = frozenset(),
+        language: str | None = None,
     ) -> tuple[list[Hit], int]:
-        """The hits ranked `offset+1 .. offset+k` of a ranking, grouped by document if asked, and the number
-        of candidates (documents when grouped) the ranking held."""
+        """The hits ranked `offset+1 .. offset+k` of a ranking, grouped by document if asked (translations shown
+        in the query's `language` where they can be), and the number of candidates (documents when grouped)
+        the ranking held."""
         more_passages: dict[int, int] = {}
         also_in: dict[int, tuple[DocumentInfo, ...]] = {}
         if per_document:
             ranked, more_passages = self._best_per_document(ranked)
-            ranked, also_in = self._collapse_translations(ranked, filters or SearchFilters(), excluded)
+            ranked, also_in = self._collapse_translations(ranked, filters or SearchFilters(), excluded, language)
         page = ranked[offset : offset + k]
         started = time.perf_counter()
         records = self.reader.passages([row for row, _ in page])
@@ -329,11 +336,25 @@ class Searcher:
         return hits, len(ranked)
 
     def _collapse_translations(
-        self, ranked: list[tuple[int, float]], filters: SearchFilters, excluded: frozenset[int]
+        self,
+        ranked: list[tuple[int, float]],
+        filters: SearchFilters,
+        excluded: frozenset[int],
+        language: str | None,
     ) -> tuple[list[tuple[int, float]], dict[int, tuple[DocumentInfo, ...]]]:
-        """One entry per translation group (its best-ranked document), with the group's other documents that
-        the filters let through, by language: the "also in" links of that entry."""
+        """One entry per translation group, at the place of its best-ranked document, with the group's other
+        documents that the filters let through, by language: the "also in" links of that entry.
+
+        The entry shows the group's copy in the query's `language` when that copy is among the candidates (an
+        English reader gets the English report, linked to the others), else the best-ranked copy.
+        """
         documents = self.reader.documents
+        preferred: dict[str, int] = {}
+        if language:
+            for row, _ in ranked:
+                document = documents[int(self.reader.row_document[row])]
+                if document.translation_group is not None and document.language == language:
+                    preferred.setdefault(document.translation_group, row)
         seen: set[str] = set()
         kept: list[tuple[int, float]] = []
         also_in: dict[int, tuple[DocumentInfo, ...]] = {}
@@ -346,6 +367,8 @@ class Searcher:
             if group in seen:
                 continue
             seen.add(group)
+            row = preferred.get(group, row)
+            position = int(self.reader.row_document[row])
             kept.append((row, score))
             others = [
                 documents[p]
@@ -369,7 +392,7 @@ class Searcher:
         covered = np.zeros(len(rows), dtype=bool)
         masks: list[np.ndarray | None] = []
         for dense in self.reader.dense:
-            if dense.languages is None or is_multilingual(dense.languages):
+            if dense.languages is None or _multilingual(dense.languages):
                 masks.append(None)  # filled in below
             elif query_language in dense.languages:
                 # Passages of unknown language are taken to be in the query's language.
@@ -408,31 +431,6 @@ def rerank_text(passage: PassageRecord) -> str:
     return embedding_text(passage.text, passage.title, passage.heading)
 
 
-CENTRED_DECIMALS = 6
-
-
-def _centred_ranking(
-    dense: DenseIndex, query: np.ndarray, scores: np.ndarray, found: np.ndarray, row_language: np.ndarray
-) -> list[int]:
-    """An encoder's rows (`found`, -1 for none) ranked by score, centred per language when the generation has
-    the encoder's language means: a row's score less the query's similarity to its language's mean vector.
-
-    A multilingual encoder scores every passage in the query's language higher for the shared language alone;
-    centring removes that bonus, so the answer in another language outranks unrelated passages in the query's
-    own. The order within one language does not change (the same amount comes off every row of a language).
-    Differences under 1e-6, below the precision of float32 scores, are ties and keep the encoder's order.
-    """
-    keep = found >= 0
-    rows = found[keep]
-    means = dense.language_means
-    if means is None or len(means) < 2:
-        return [int(row) for row in rows]
-    vector = np.asarray(query, dtype=np.float64).reshape(-1)
-    offset = {language: float(mean @ vector) for language, mean in means.items()}
-    centred = scores[keep].astype(np.float64) - np.array([offset.get(str(row_language[r]), 0.0) for r in rows])
-    return [int(row) for row in rows[np.argsort(-np.round(centred, CENTRED_DECIMALS), kind="stable")]]
-
-
 def _stored_vector(index: Any, row: int) -> np.ndarray:
     """The vector a dense index holds for `row`, as a (1, d) float32 query."""
     import faiss
@@ -447,3 +445,8 @@ def _stored_vector(index: Any, row: int) -> np.ndarray:
                 ivf.make_direct_map()
         vector = index.reconstruct(row)
     return np.asarray(vector, dtype=np.float32).reshape(1, -1)
+
+
+def _multilingual(languages: frozenset[str] | None) -> bool:
+    """An encoder trained for several languages (or any), as opposed to one for a single language."""
+    return languages is None or len(languages) > 1

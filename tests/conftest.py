@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from indexer.embedding import HashEmbedder
@@ -133,24 +132,6 @@ def lexical_coverage_oracle(reader: Any, query: str, language: str | None, rows:
     idf = {t: math.log(1 + (total - (df := sum(t in s for s in row_terms.values())) + 0.5) / (df + 0.5)) for t in terms}
     mass = sum(idf.values())
     return [sum(idf[t] for t in terms if t in row_terms[row]) / mass for row in rows]
-
-
-def centred_ranking_oracle(
-    vectors: np.ndarray, query: np.ndarray, languages: np.ndarray, order: Sequence[int] | None = None
-) -> list[int]:
-    """Brute force of a multilingual encoder's centred ranking: each row's cosine with `query` less the query's
-    cosine with the mean vector of every row in that row's language (float64), rounded to 6 decimals (closer
-    is a tie), ties in `order` (default: by cosine, then row)."""
-    rows = vectors.astype(np.float64)
-    direction = np.asarray(query, dtype=np.float64).reshape(-1)
-    cosine = rows @ direction
-    centred = cosine.copy()
-    for language in set(languages.tolist()):
-        in_language = languages == language
-        centred[in_language] -= rows[in_language].mean(axis=0) @ direction
-    if order is None:
-        order = [int(r) for r in np.argsort(-cosine, kind="stable")]
-    return sorted(order, key=lambda row: -round(float(centred[row]), 6))
 
 
 def language_places_oracle(

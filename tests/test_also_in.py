@@ -52,11 +52,18 @@ def searcher(settings: ApiSettings, embedder: HashEmbedder, ids: dict[str, str])
     reader.close()
 
 
-def _expected(searcher: Searcher, filters: SearchFilters) -> list[tuple[str, list[str]]]:
+def _expected(searcher: Searcher, filters: SearchFilters, query: str = QUERY) -> list[tuple[str, list[str]]]:
     """Oracle from the passage ranking: documents in order of first appearance, each translation group kept at
-    its first document, with the group's other documents that pass the filters, by language."""
-    passages = searcher.search(QUERY, k=100, filters=filters).hits
+    its first document's place and shown as its copy in the query's language if that copy is a candidate (else
+    that first document), with the group's other documents that pass the filters, by language."""
+    result = searcher.search(query, k=100, filters=filters)
+    passages = result.hits
     groups = {name: group for name, (_, group, _, _) in DOCUMENTS.items()}
+    own_language = {
+        groups[h.passage.filename]: h.passage.filename
+        for h in reversed(passages)
+        if DOCUMENTS[h.passage.filename][0] == result.query_language
+    }
     info = {f"{d.title}.txt": d for d in searcher.reader.documents}
     seen_documents: set[str] = set()
     seen_groups: set[str] = set()
@@ -72,6 +79,7 @@ def _expected(searcher: Searcher, filters: SearchFilters) -> list[tuple[str, lis
             out.append((name, []))
             continue
         seen_groups.add(group)
+        name = own_language.get(group, name)
         others = [n for n in DOCUMENTS if n != name and groups[n] == group and filters.matches(info[n])]
         out.append((name, sorted(others, key=lambda n: (info[n].language or "", info[n].id))))
     return out
@@ -87,10 +95,11 @@ def _expected(searcher: Searcher, filters: SearchFilters) -> list[tuple[str, lis
     ],
     ids=["unfiltered", "languages", "visibility", "spanish-only"],
 )
-def test_translations_collapse_into_the_best_copy(searcher: Searcher, filters: SearchFilters) -> None:
-    result = searcher.search(QUERY, k=10, per_document=True, filters=filters)
+@pytest.mark.parametrize("query", [QUERY, "Evaluación entre pares: rúbricas calibradas"], ids=["en", "es"])
+def test_translations_collapse_into_the_best_copy(searcher: Searcher, filters: SearchFilters, query: str) -> None:
+    result = searcher.search(query, k=10, per_document=True, filters=filters)
     got = [(h.passage.filename, [f"{d.title}.txt" for d in h.also_in]) for h in result.hits]
-    assert got == _expected(searcher, filters)
+    assert got == _expected(searcher, filters, query)
     assert [h.rank for h in result.hits] == list(range(1, len(got) + 1))
     assert result.total_candidates == len(got)
 
@@ -107,6 +116,19 @@ def test_hand_checked_collapse(searcher: Searcher) -> None:
     hidden = searcher.search(QUERY, k=10, per_document=True, filters=SearchFilters(visibilities=("public",)))
     peer = next(h for h in hidden.hits if DOCUMENTS[h.passage.filename][1] == "peer")
     assert "fr" not in {peer.passage.language, *(d.language for d in peer.also_in)}, "a hidden copy is not linked"
+
+
+def test_a_group_shows_its_copy_in_the_query_language_at_the_place_of_its_best_copy(searcher: Searcher) -> None:
+    # Hand-made ranking: the Spanish copy of "peer" first, the English one third; an English query.
+    rows = {h.passage.filename: h.passage.row for h in searcher.search(QUERY, k=100).hits}
+    ranked = [(rows["peer-es.txt"], 0.9), (rows["rubrics-en.txt"], 0.8), (rows["peer-en.txt"], 0.7)]
+    kept, also_in = searcher._collapse_translations(ranked, SearchFilters(), frozenset(), "en")
+    assert kept == [(rows["peer-en.txt"], 0.9), (rows["rubrics-en.txt"], 0.8)]
+    assert [d.language for d in also_in[rows["peer-en.txt"]]] == ["es", "fr", "zh"]
+    # In a language no copy is in, or with no language, the best-ranked copy.
+    for language in ("ru", None):
+        kept, _ = searcher._collapse_translations(ranked, SearchFilters(), frozenset(), language)
+        assert kept == [(rows["peer-es.txt"], 0.9), (rows["rubrics-en.txt"], 0.8)]
 
 
 def test_passage_results_are_not_collapsed(searcher: Searcher) -> None:

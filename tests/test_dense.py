@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-import indexer.dense as dense_module
-from indexer.dense import build_dense_index, language_means, search_dense
+from indexer.dense import build_dense_index, search_dense
 from indexer.embedding import HashEmbedder
 from indexer.generation_reader import open_published
 from indexer.language import guess_query_language
@@ -90,14 +88,3 @@ def test_searcher_ranks_passages_like_brute_force_over_the_published_vectors(ind
     assert len({h.passage.document_id for h in grouped.hits}) == 6
     assert grouped.hits[0].passage.row == expected[0][0]
     reader.close()
-
-
-def test_language_means_match_numpy_whatever_the_block_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(7)
-    vectors = rng.standard_normal((50, 8)).astype(np.float32)
-    languages = np.array(["en", "zh", "", "es", "en"] * 10)
-    monkeypatch.setattr(dense_module, "MEANS_BLOCK_ROWS", 7)  # blocks that split every language
-    names, means = language_means(vectors, languages)
-    assert names == ["", "en", "es", "zh"]
-    for name, mean in zip(names, means, strict=True):
-        np.testing.assert_allclose(mean, vectors[languages == name].astype(np.float64).mean(axis=0), atol=1e-12)

@@ -20,7 +20,7 @@ from search_api.cli import app as cli_app
 from search_api.filters import SearchFilters
 from search_api.searcher import Searcher, UnknownPassageError, _stored_vector
 from search_api.settings import ApiSettings
-from tests.conftest import centred_ranking_oracle, language_places_oracle, make_pdf
+from tests.conftest import language_places_oracle, make_pdf
 
 ENGLISH = HashEmbedder(256, languages=frozenset({"en"}))
 MULTILINGUAL = HashEmbedder(128, languages=frozenset({"en", "es", "zh"}))
@@ -66,17 +66,14 @@ def _oracle(reader: GenerationReader, row: int, encoders: list[HashEmbedder]) ->
     multilingual: list[tuple[float, list[int]]] = []
     for position, dense in enumerate(reader.dense):
         vectors = dense.index.reconstruct_n(0, dense.index.ntotal)
-        if encoders[position].languages == frozenset({"en"}):  # the English encoder ranks by cosine
-            ranking = [int(r) for r in np.argsort(-(vectors @ vectors[row]), kind="stable")]
-        else:  # a multilingual one by cosine centred per language
-            ranking = centred_ranking_oracle(vectors, vectors[row], languages)
+        scores = vectors @ vectors[row]
         if len(encoders) == 1:
             route = np.ones(len(languages), dtype=bool)
         elif position == 0:
             route = languages == languages[row]
         else:
             route = languages != languages[row]
-        others = [r for r in ranking if reader.row_document[r] != own]
+        others = [int(r) for r in np.argsort(-scores, kind="stable") if reader.row_document[r] != own]
         for rank, r in enumerate([r for r in others if route[r]], start=1):
             fused[r] = fused.get(r, 0.0) + 1.0 / (60 + rank)
         if len(encoders) > 1 and position > 0:

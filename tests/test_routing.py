@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import numpy as np
@@ -10,13 +9,12 @@ import pytest
 
 from indexer.dense import search_dense
 from indexer.embedding import HashEmbedder
-from indexer.generation import MANIFEST_FILE, GenerationError, file_sha256
-from indexer.generation_reader import DenseIndex, GenerationReader, open_published
+from indexer.generation_reader import open_published
 from indexer.metadata import DocumentMetadata
 from indexer.pipeline import Indexer
-from search_api.searcher import ModelMismatchError, Searcher, _centred_ranking
+from search_api.searcher import ModelMismatchError, Searcher
 from search_api.settings import ApiSettings
-from tests.conftest import centred_ranking_oracle, language_places_oracle, lexical_coverage_oracle
+from tests.conftest import language_places_oracle, lexical_coverage_oracle
 
 ENGLISH = HashEmbedder(256, languages=frozenset({"en"}))
 # Like USE: multilingual with an explicit list of languages (which includes English).
@@ -55,46 +53,6 @@ def test_the_manifest_lists_both_encoders_with_their_languages(built: tuple[Inde
     ]
 
 
-def test_the_generation_records_the_multilingual_encoders_language_means(built: tuple[Indexer, Searcher]) -> None:
-    _, searcher = built
-    reader = searcher.reader
-    english_entry, multilingual_entry = reader.manifest.encoders
-    assert english_entry["language_means"] is None and reader.dense[0].language_means is None
-    assert multilingual_entry["language_means"] == {"file": "language-means-1.npy", "languages": ["en", "es", "zh"]}
-    assert "language-means-1.npy" in reader.manifest.files  # checksummed like every file
-    vectors = reader.dense[1].index.reconstruct_n(0, reader.dense[1].index.ntotal).astype(np.float64)
-    means = reader.dense[1].language_means
-    assert means is not None and sorted(means) == ["en", "es", "zh"]
-    for language, mean in means.items():
-        np.testing.assert_allclose(mean, vectors[reader.row_language == language].mean(axis=0), atol=1e-12)
-
-
-def test_a_language_means_file_that_does_not_fit_the_manifest_is_refused(built: tuple[Indexer, Searcher]) -> None:
-    folder = built[1].reader.folder
-    np.save(folder / "language-means-1.npy", np.zeros((2, 128)), allow_pickle=False)  # three languages listed
-    manifest = json.loads((folder / MANIFEST_FILE).read_text())
-    manifest["files"]["language-means-1.npy"] = file_sha256(folder / "language-means-1.npy")
-    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(GenerationError, match=r"language-means-1\.npy holds"):
-        GenerationReader(folder)
-
-
-def test_centring_takes_each_languages_share_of_the_query_off_its_rows() -> None:
-    # Hand-computed: q . mean(en) = 0.8 and q . mean(zh) = 0.3, so the centred scores are en 0.9 - 0.8 = 0.1,
-    # en 0.85 - 0.8 = 0.05, zh 0.7 - 0.3 = 0.4: the Chinese row first, the English rows in their order.
-    means = {"en": np.array([1.0, 0.0]), "zh": np.array([0.0, 0.5])}
-    dense = DenseIndex("multilingual", None, None, means)
-    query = np.array([[0.8, 0.6]], dtype=np.float32)
-    scores = np.array([0.9, 0.85, 0.7, -1.0], dtype=np.float32)
-    found = np.array([0, 1, 2, -1])
-    languages = np.array(["en", "en", "zh"])
-    assert _centred_ranking(dense, query, scores, found, languages) == [2, 0, 1]
-    # Without means, or with one language only, the encoder's own order.
-    assert _centred_ranking(DenseIndex("m", None, None), query, scores, found, languages) == [0, 1, 2]
-    one = DenseIndex("m", None, None, {"en": means["en"]})
-    assert _centred_ranking(one, query, scores, found, languages) == [0, 1, 2]
-
-
 def test_each_row_is_ranked_by_the_encoder_for_its_language_pair(built: tuple[Indexer, Searcher]) -> None:
     _, searcher = built
     languages = searcher.reader.row_language.tolist()
@@ -124,13 +82,8 @@ def test_search_fuses_the_routed_dense_rankings_with_bm25(built: tuple[Indexer, 
         (MULTILINGUAL, searcher.reader.dense[1], languages != "en"),
     ):
         vectors = dense.index.reconstruct_n(0, dense.index.ntotal)
-        query_vector = encoder.embed_queries([query])[0]
-        # The multilingual encoder's scores are centred per language; the English encoder's are cosines.
-        ranking = (
-            centred_ranking_oracle(vectors, query_vector, languages)
-            if encoder is MULTILINGUAL
-            else [int(r) for r in np.argsort(-(vectors @ query_vector), kind="stable")]
-        )
+        scores = vectors @ encoder.embed_queries([query])[0]
+        ranking = [int(r) for r in np.argsort(-scores, kind="stable")]
         add([r for r in ranking if keep[r]])
         if encoder is MULTILINGUAL:
             multilingual.append((1.0, ranking))
@@ -170,12 +123,8 @@ def test_two_multilingual_encoders_share_one_dense_weight(settings: ApiSettings)
         (second, reader.dense[2], languages != "en", 0.5),
     ):
         vectors = dense.index.reconstruct_n(0, dense.index.ntotal)
-        query_vector = encoder.embed_queries([query])[0]
-        ranking = (
-            [int(r) for r in np.argsort(-(vectors @ query_vector), kind="stable")]
-            if encoder is ENGLISH
-            else centred_ranking_oracle(vectors, query_vector, languages)
-        )
+        scores = vectors @ encoder.embed_queries([query])[0]
+        ranking = [int(r) for r in np.argsort(-scores, kind="stable")]
         for rank, row in enumerate([r for r in ranking if keep[r]], start=1):
             oracle[row] = oracle.get(row, 0.0) + weight / (60 + rank)
         if encoder is not ENGLISH:
@@ -213,13 +162,8 @@ def test_a_multilingual_retriever_also_ranks_the_query_language(settings: ApiSet
         (similarity, reader.dense[2], ~english, {False: 0.5}),
     ):
         # Each encoder's own ranking (FAISS, whose exactness test_dense checks: here cosines tie, and FAISS
-        # breaks ties its own way), the multilingual ones re-sorted by centred score; the oracle is for the
-        # centring, weights, routes and places.
-        query_vector = encoder.embed_queries([query])
-        ranking = search_dense(dense.index, query_vector, len(languages))[1][0].tolist()
-        if encoder is not ENGLISH:
-            vectors = dense.index.reconstruct_n(0, dense.index.ntotal)
-            ranking = centred_ranking_oracle(vectors, query_vector[0], languages, ranking)
+        # breaks ties its own way); the oracle is for the weights, routes and places.
+        ranking = search_dense(dense.index, encoder.embed_queries([query]), len(languages))[1][0].tolist()
         for rank, row in enumerate([r for r in ranking if keep[r]], start=1):
             oracle[row] = oracle.get(row, 0.0) + weights[bool(english[row])] / (60 + rank)
         if encoder is not ENGLISH:
