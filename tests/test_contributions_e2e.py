@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,7 +17,7 @@ import pytest
 
 from indexer.catalog import Catalog
 from indexer.faults import PAUSE_AT, PAUSE_MARKER
-from tests.conftest import free_port
+from tests.conftest import free_port, start_server, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -37,28 +36,12 @@ def _request(url: str, key: str, data: bytes | None = None, content_type: str = 
 
 
 def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    executable = Path(sys.executable).with_name("moocsearch")
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [str(executable), "serve", "--port", str(port), "--no-build-if-missing"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    return start_server(env, port, log, "--no-build-if-missing")
 
 
 def _wait_listening(base: str, key: str, process: subprocess.Popen[bytes], seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"serve exited with {process.returncode}")
-        try:
-            if _request(base + "/documents", key)[0] == 200:
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.3)
-    raise AssertionError("serve did not start in time")
+    """Until the server answers an authenticated request (the documents list)."""
+    wait_for(lambda: _request(base + "/documents", key)[0] == 200, seconds, "serve to start", process, interval=0.3)
 
 
 def _data_dir_with_member_key(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:

@@ -11,8 +11,6 @@ import json
 import os
 import select
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -28,7 +26,7 @@ from indexer.embedding import HashEmbedder
 from indexer.generation import DENSE_FILE, generations_root
 from indexer.pipeline import Indexer
 from search_api.settings import ApiSettings
-from tests.conftest import free_port, stop_server
+from tests.conftest import free_port, start_server, stop_server, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -56,18 +54,6 @@ def _get(url: str) -> tuple[int, dict]:
         return error.code, json.loads(error.read() or b"{}")
 
 
-def _wait(predicate: object, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if predicate():  # type: ignore[operator]
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`moocsearch serve` on a data directory with one published generation (the first document)."""
@@ -89,20 +75,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "MOOCSEARCH_LOG_FORMAT": "json",
     }
     log = tmp / "serve.log"
-    executable = Path(sys.executable).with_name("moocsearch")
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(executable), "serve", "--port", str(port), "--no-build-if-missing"],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            _wait(lambda: process.poll() is None and _get(base + "/ready")[0] == 200, 300, "the server to be ready")
-            yield Server(base, port, settings, log)
-        finally:
-            stop_server(process)
+    process = start_server(env, port, log, "--no-build-if-missing")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _get(base + "/ready")[0] == 200, 300, "the server to be ready", process)
+        yield Server(base, port, settings, log)
+    finally:
+        stop_server(process)
 
 
 def _generation_of(server: Server) -> dict:
@@ -130,7 +109,7 @@ def test_queries_under_swaps_and_a_corrupt_generation_never_fail_or_mix(server: 
     worker = threading.Thread(target=query_loop, daemon=True)
     worker.start()
     try:
-        _wait(lambda: len(answers) >= 5, 60, "queries to flow")  # swaps happen while queries run
+        wait_for(lambda: len(answers) >= 5, 60, "queries to flow")  # swaps happen while queries run
         generations = [first]
         for name in ("offline.txt", "lab.txt"):
             indexer.ingest(DOCUMENTS[name].encode(), name)
@@ -138,17 +117,17 @@ def test_queries_under_swaps_and_a_corrupt_generation_never_fail_or_mix(server: 
             assert generation is not None
             documents[generation] = {d.id for d in indexer.catalog.list_documents()}
             generations.append(generation)
-            _wait(lambda g=generation: _generation_of(server)["generation"] == g, 60, f"switch to {generation}")
+            wait_for(lambda g=generation: _generation_of(server)["generation"] == g, 60, f"switch to {generation}")
         _, second, third = generations
         indexer.rollback(second)
-        _wait(lambda: _generation_of(server)["generation"] == second, 60, "rollback")
+        wait_for(lambda: _generation_of(server)["generation"] == second, 60, "rollback")
         # A bit flipped in the newest generation, then published behind the indexer's back.
         dense = generations_root(server.settings.data_dir) / third / DENSE_FILE
         data = bytearray(dense.read_bytes())
         data[len(data) // 2] ^= 0x01
         dense.write_bytes(bytes(data))
         (generations_root(server.settings.data_dir) / "CURRENT").write_text(third + "\n")
-        _wait(lambda: _generation_of(server)["status"] == "degraded", 60, "degraded health")
+        wait_for(lambda: _generation_of(server)["status"] == "degraded", 60, "degraded health")
         refused_at = len(answers)
         time.sleep(1.0)
     finally:

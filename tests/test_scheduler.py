@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -33,7 +31,7 @@ from indexer.pipeline import BuildAlreadyRunning, Indexer
 from search_api.buildrunner import BuildRunner, describe_exit
 from search_api.scheduler import BuildScheduler, default_poll_seconds, soon_delay
 from search_api.settings import ApiSettings
-from tests.conftest import free_port, stop_server
+from tests.conftest import free_port, start_server, stop_server, wait_for
 from tests.test_build_records import lock_held_by_another_build
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # a Monday, 01:00
@@ -259,20 +257,21 @@ def test_serve_builds_soon_after_a_document_arrives_and_serves_it_without_restar
         "MOOCSEARCH_BUILD_SOON_SECONDS": "1",
         "MOOCSEARCH_RELOAD_INTERVAL_SECONDS": "0.5",
     }
-    executable = Path(sys.executable).with_name("moocsearch")
-    log = (tmp_path / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [str(executable), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    process = start_server(env, port, tmp_path / "serve.log")
     base = f"http://127.0.0.1:{port}"
     query = urllib.parse.urlencode({"q": "flipped classroom videos before class", "k": 1})
     try:
-        first = _poll(lambda: _get_json(f"{base}/health"), lambda body: body.get("status") == "ok", 60)
+        first = wait_for(
+            lambda: _get_json_when(f"{base}/health", lambda body: body.get("status") == "ok"), 60, "health", process
+        )
         indexer.ingest(b"Flipped classroom: students watch short videos before class.", "flipped.txt")
-        _poll(
-            lambda: _get_json(f"{base}/search?{query}"),
-            lambda body: bool(body.get("hits")) and "Flipped" in body["hits"][0]["text"],
+        wait_for(
+            lambda: _get_json_when(
+                f"{base}/search?{query}", lambda body: bool(body.get("hits")) and "Flipped" in body["hits"][0]["text"]
+            ),
             60,
+            "the new document in search results",
+            process,
         )
         assert _get_json(f"{base}/health")["generation"] != first["generation"]
         [latest, *_] = indexer.catalog.list_builds()
@@ -281,7 +280,6 @@ def test_serve_builds_soon_after_a_document_arrives_and_serves_it_without_restar
         assert latest.to_dict()["documents_added"] == 1
     finally:
         stop_server(process)
-        log.close()
 
 
 def _get_json(url: str) -> dict[str, Any]:
@@ -293,11 +291,7 @@ def _get_json(url: str) -> dict[str, Any]:
         return {}
 
 
-def _poll(fetch: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], bool], seconds: float) -> dict:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        body = fetch()
-        if done(body):
-            return body
-        time.sleep(0.25)
-    raise AssertionError(f"not done within {seconds}s; last answer: {body}")
+def _get_json_when(url: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    """The JSON answer of `url` once `done` holds for it, else None (for `wait_for`)."""
+    body = _get_json(url)
+    return body if done(body) else None
