@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -30,18 +31,32 @@ TEXTS = {
 }
 
 
+@contextmanager
+def _indexed(
+    settings: ApiSettings, multilingual: list[HashEmbedder], **weights: float
+) -> Iterator[tuple[Indexer, Searcher]]:
+    """TEXTS indexed with the English encoder and `multilingual`, and a searcher over the published generation."""
+    indexer = Indexer(settings, ENGLISH, multilingual)
+    try:
+        for name, (language, text) in TEXTS.items():
+            indexer.ingest(text.encode(), name, DocumentMetadata(language=language))
+        report = indexer.build()
+        encoders = 1 + len(multilingual)
+        assert report.passages == 4 and report.passages_embedded == 4 * encoders, "every passage, every encoder"
+        reader = open_published(settings.data_dir)
+        assert reader is not None
+        try:
+            yield indexer, Searcher(reader, [ENGLISH, *multilingual], **weights)
+        finally:
+            reader.close()
+    finally:
+        indexer.close()
+
+
 @pytest.fixture
 def built(settings: ApiSettings) -> Iterator[tuple[Indexer, Searcher]]:
-    indexer = Indexer(settings, ENGLISH, [MULTILINGUAL])
-    for name, (language, text) in TEXTS.items():
-        indexer.ingest(text.encode(), name, DocumentMetadata(language=language))
-    report = indexer.build()
-    assert report.passages == 4 and report.passages_embedded == 8, "every passage embedded by both encoders"
-    reader = open_published(settings.data_dir)
-    assert reader is not None
-    yield indexer, Searcher(reader, [ENGLISH, MULTILINGUAL])
-    reader.close()
-    indexer.close()
+    with _indexed(settings, [MULTILINGUAL]) as pair:
+        yield pair
 
 
 def test_the_manifest_lists_both_encoders_with_their_languages(built: tuple[Indexer, Searcher]) -> None:
@@ -106,70 +121,56 @@ def test_a_searcher_needs_every_encoder_of_the_generation(built: tuple[Indexer, 
 
 def test_two_multilingual_encoders_share_one_dense_weight(settings: ApiSettings) -> None:
     second = HashEmbedder(64)  # multilingual (no language list)
-    indexer = Indexer(settings, ENGLISH, [MULTILINGUAL, second])
-    for name, (language, text) in TEXTS.items():
-        indexer.ingest(text.encode(), name, DocumentMetadata(language=language))
-    indexer.build()
-    reader = open_published(settings.data_dir)
-    assert reader is not None
-    searcher = Searcher(reader, [ENGLISH, MULTILINGUAL, second], dense_weight=1.0, lexical_weight=0.0)
-    query = "rubrics calibrated peer assessment"
-    languages = reader.row_language
-    oracle: dict[int, float] = {}
-    multilingual: list[tuple[float, list[int]]] = []
-    for encoder, dense, keep, weight in (
-        (ENGLISH, reader.dense[0], languages == "en", 1.0),
-        (MULTILINGUAL, reader.dense[1], languages != "en", 0.5),
-        (second, reader.dense[2], languages != "en", 0.5),
-    ):
-        vectors = dense.index.reconstruct_n(0, dense.index.ntotal)
-        scores = vectors @ encoder.embed_queries([query])[0]
-        ranking = [int(r) for r in np.argsort(-scores, kind="stable")]
-        for rank, row in enumerate([r for r in ranking if keep[r]], start=1):
-            oracle[row] = oracle.get(row, 0.0) + weight / (60 + rank)
-        if encoder is not ENGLISH:
-            multilingual.append((weight, ranking))
-    expected = language_places_oracle(oracle, multilingual, languages, "en")[:4]
-    hits = searcher.search(query, k=4).hits
-    # The Chinese and Spanish rows share no token with the query: their cosines tie, so their order is open.
-    assert [round(h.score, 9) for h in hits] == [round(s, 9) for _, s in expected]
-    assert {h.passage.row for h in hits} == {row for row, _ in expected}
-    reader.close()
-    indexer.close()
+    with _indexed(settings, [MULTILINGUAL, second], dense_weight=1.0, lexical_weight=0.0) as (_, searcher):
+        reader = searcher.reader
+        query = "rubrics calibrated peer assessment"
+        languages = reader.row_language
+        oracle: dict[int, float] = {}
+        multilingual: list[tuple[float, list[int]]] = []
+        for encoder, dense, keep, weight in (
+            (ENGLISH, reader.dense[0], languages == "en", 1.0),
+            (MULTILINGUAL, reader.dense[1], languages != "en", 0.5),
+            (second, reader.dense[2], languages != "en", 0.5),
+        ):
+            vectors = dense.index.reconstruct_n(0, dense.index.ntotal)
+            scores = vectors @ encoder.embed_queries([query])[0]
+            ranking = [int(r) for r in np.argsort(-scores, kind="stable")]
+            for rank, row in enumerate([r for r in ranking if keep[r]], start=1):
+                oracle[row] = oracle.get(row, 0.0) + weight / (60 + rank)
+            if encoder is not ENGLISH:
+                multilingual.append((weight, ranking))
+        expected = language_places_oracle(oracle, multilingual, languages, "en")[:4]
+        hits = searcher.search(query, k=4).hits
+        # The Chinese and Spanish rows share no token with the query: their cosines tie, so their order is open.
+        assert [round(h.score, 9) for h in hits] == [round(s, 9) for _, s in expected]
+        assert {h.passage.row for h in hits} == {row for row, _ in expected}
 
 
 def test_a_multilingual_retriever_also_ranks_the_query_language(settings: ApiSettings) -> None:
     # e5-like: strong within one language too; USE-like: cross-language only.
     retriever = HashEmbedder(96, same_language_retrieval=True)
     similarity = HashEmbedder(64)
-    indexer = Indexer(settings, ENGLISH, [retriever, similarity])
-    for name, (language, text) in TEXTS.items():
-        indexer.ingest(text.encode(), name, DocumentMetadata(language=language))
-    indexer.build()
-    reader = open_published(settings.data_dir)
-    assert reader is not None
-    searcher = Searcher(reader, [ENGLISH, retriever, similarity], dense_weight=1.0, lexical_weight=0.0)
-    query = "rubrics calibrated peer assessment engineering"
-    languages = reader.row_language
-    english = languages == "en"
-    oracle: dict[int, float] = {}
-    multilingual: list[tuple[float, list[int]]] = []
-    # English rows: the English encoder and the retriever (the only multilingual encoder ranking them, so its
-    # weight is whole); other rows: the two multilingual encoders, sharing one weight.
-    for encoder, dense, keep, weights in (
-        (ENGLISH, reader.dense[0], english, {True: 1.0}),
-        (retriever, reader.dense[1], np.ones(len(languages), dtype=bool), {True: 1.0, False: 0.5}),
-        (similarity, reader.dense[2], ~english, {False: 0.5}),
-    ):
-        # Each encoder's own ranking (FAISS, whose exactness test_dense checks: here cosines tie, and FAISS
-        # breaks ties its own way); the oracle is for the weights, routes and places.
-        ranking = search_dense(dense.index, encoder.embed_queries([query]), len(languages))[1][0].tolist()
-        for rank, row in enumerate([r for r in ranking if keep[r]], start=1):
-            oracle[row] = oracle.get(row, 0.0) + weights[bool(english[row])] / (60 + rank)
-        if encoder is not ENGLISH:
-            multilingual.append((0.5, ranking))
-    expected = language_places_oracle(oracle, multilingual, languages, "en")[:4]
-    hits = searcher.search(query, k=4).hits
-    assert [(h.passage.row, round(h.score, 9)) for h in hits] == [(row, round(s, 9)) for row, s in expected]
-    reader.close()
-    indexer.close()
+    with _indexed(settings, [retriever, similarity], dense_weight=1.0, lexical_weight=0.0) as (_, searcher):
+        reader = searcher.reader
+        query = "rubrics calibrated peer assessment engineering"
+        languages = reader.row_language
+        english = languages == "en"
+        oracle: dict[int, float] = {}
+        multilingual: list[tuple[float, list[int]]] = []
+        # English rows: the English encoder and the retriever (the only multilingual encoder ranking them, so its
+        # weight is whole); other rows: the two multilingual encoders, sharing one weight.
+        for encoder, dense, keep, weights in (
+            (ENGLISH, reader.dense[0], english, {True: 1.0}),
+            (retriever, reader.dense[1], np.ones(len(languages), dtype=bool), {True: 1.0, False: 0.5}),
+            (similarity, reader.dense[2], ~english, {False: 0.5}),
+        ):
+            # Each encoder's own ranking (FAISS, whose exactness test_dense checks: here cosines tie, and FAISS
+            # breaks ties its own way); the oracle is for the weights, routes and places.
+            ranking = search_dense(dense.index, encoder.embed_queries([query]), len(languages))[1][0].tolist()
+            for rank, row in enumerate([r for r in ranking if keep[r]], start=1):
+                oracle[row] = oracle.get(row, 0.0) + weights[bool(english[row])] / (60 + rank)
+            if encoder is not ENGLISH:
+                multilingual.append((0.5, ranking))
+        expected = language_places_oracle(oracle, multilingual, languages, "en")[:4]
+        hits = searcher.search(query, k=4).hits
+        assert [(h.passage.row, round(h.score, 9)) for h in hits] == [(row, round(s, 9)) for row, s in expected]
