@@ -3,7 +3,7 @@
 A golden query names the document(s) it must find among the top N. The search itself is not done here: the
 indexer (write side) must not import the search service (read side), so whoever starts a build passes in a
 `GenerationSearch`, the real search path run against the unpublished generation's folder (the CLI passes
-`search_api.gate.generation_search`). A build whose share of passing queries falls below the threshold is kept
+`search_api.operations.gate.generation_search`). A build whose share of passing queries falls below the threshold is kept
 unpublished and reported; queries whose documents are not in the catalog (a deployment without the bundled
 corpus, a deleted document) are skipped, not failed.
 """

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from indexer.embedding import load_embedders
 from indexer.pipeline import BuildReport, Indexer
-from search_api.evaluation import BeirDocument, ingest_corpus, ingest_document, load_beir
+from search_api.operations.evaluation import BeirDocument, ingest_corpus, ingest_document, load_beir
 from search_api.settings import ApiSettings
 
 RECORD = "benchmark-incremental.json"

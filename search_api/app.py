@@ -10,16 +10,16 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 
-from indexer.embedding import Embedder, load_embedders
+from indexer.embedding import Embedder
 from indexer.language import guess_query_language
-from search_api.buildrunner import BuildRunner
 from search_api.errors import document_errors, error_responses, install_error_handlers
+from search_api.factory import load_query_models
 from search_api.limits import UNLIMITED_PATHS, BodyLimitMiddleware, RateLimitMiddleware
 from search_api.metrics import Metrics
 from search_api.observability import RequestMiddleware
-from search_api.reranking import load_reranker
+from search_api.operations.buildrunner import BuildRunner
+from search_api.operations.scheduler import BuildScheduler
 from search_api.routes import admin, documents, health, search
-from search_api.scheduler import BuildScheduler
 from search_api.service import SearchService
 from search_api.settings import ApiSettings
 
@@ -35,15 +35,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if embedders is None:
-            models = load_embedders(settings.model, settings.multilingual_model, settings.embed_batch_size)
-        else:
-            models = list(embedders) if isinstance(embedders, Sequence) else [embedders]
-        for model in models:
-            model.embed_queries(["warm up"])
+        given = None if embedders is None else list(embedders) if isinstance(embedders, Sequence) else [embedders]
+        models = load_query_models(settings, given)
+        for encoder in models.encoders:
+            encoder.embed_queries(["warm up"])
         # Loading the query language identifier takes seconds: here, not in the first query after /ready.
         guess_query_language("warm up the language identifier", ())
-        service = SearchService(settings, models, load_reranker(settings.reranker_model))
+        service = SearchService(settings, models)
         service.load_published()
         if settings.reload_interval_seconds > 0:
             service.watch(settings.reload_interval_seconds)

@@ -16,8 +16,8 @@ from indexer.generation_reader import DenseIndex, DocumentInfo, GenerationReader
 from indexer.language import guess_query_language
 from indexer.passages import embedding_text
 from search_api.filters import SearchFilters
-from search_api.fusion import allocate_by_group, reciprocal_rank_fusion
-from search_api.reranking import Reranker
+from search_api.ranking.fusion import allocate_by_group, reciprocal_rank_fusion
+from search_api.ranking.reranking import Reranker
 
 PDF = "application/pdf"
 _DIRECT_MAP_LOCK = threading.Lock()

@@ -7,12 +7,11 @@ import threading
 from collections.abc import Callable, Mapping
 
 from indexer.catalog import Catalog
-from indexer.embedding import Embedder
 from indexer.generation import GenerationError, generations_root, published_generation_id
 from indexer.generation_reader import GenerationReader
 from indexer.store import OriginalsStore
 from search_api.errors import ApiError
-from search_api.reranking import Reranker
+from search_api.factory import QueryModels, open_searcher
 from search_api.searcher import ModelMismatchError, Searcher
 from search_api.settings import ApiSettings
 
@@ -22,10 +21,9 @@ logger = logging.getLogger(__name__)
 class SearchService:
     """Holds the one generation in use; a newly published one replaces it between requests."""
 
-    def __init__(self, settings: ApiSettings, embedders: list[Embedder], reranker: Reranker | None = None) -> None:
+    def __init__(self, settings: ApiSettings, models: QueryModels) -> None:
         self.settings = settings
-        self.embedders = embedders
-        self.reranker = reranker
+        self.models = models
         self.catalog = Catalog(settings.data_dir / "catalog.sqlite3")
         self.store = OriginalsStore(settings.data_dir / "originals")
         for leftover in self.store.remove_stale_temp_files():  # of an upload killed while its file was written
@@ -68,14 +66,7 @@ class SearchService:
         if generation_id is None or generation_id in (current, self._refused):
             return
         try:
-            searcher = Searcher(
-                GenerationReader(root / generation_id),
-                self.embedders,
-                self.settings.dense_weight,
-                self.settings.lexical_weight,
-                reranker=self.reranker,
-                rerank_depth=self.settings.rerank_depth,
-            )
+            searcher = open_searcher(GenerationReader(root / generation_id), self.settings, self.models)
         except (GenerationError, ModelMismatchError, OSError, RuntimeError) as exc:
             self.problem = f"generation {generation_id} refused: {exc}"
             self._refused = generation_id

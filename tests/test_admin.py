@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from indexer.embedding import HashEmbedder
 from indexer.pipeline import Indexer
 from search_api.app import create_app
-from search_api.buildrunner import BuildRunner
+from search_api.operations.buildrunner import BuildRunner
 from search_api.settings import ApiSettings
 
 

@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from indexer.embedding import HashEmbedder
-from search_api.evaluation import DatasetError, evaluate, load_beir, mrr_at, ndcg_at, recall_at, score_rankings
+from search_api.operations.evaluation import (
+    DatasetError,
+    evaluate,
+    load_beir,
+    mrr_at,
+    ndcg_at,
+    recall_at,
+    score_rankings,
+)
 from search_api.settings import ApiSettings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from indexer.lexical import LexicalIndex, tokenize
-from search_api.fusion import allocate_by_group, reciprocal_rank_fusion
+from search_api.ranking.fusion import allocate_by_group, reciprocal_rank_fusion
 
 
 def test_rrf_adds_weighted_reciprocal_ranks() -> None:

@@ -15,7 +15,7 @@ from indexer.generation_reader import open_published
 from indexer.pipeline import Indexer
 from indexer.quality import QualityGateError, load_golden_queries
 from search_api.cli import app
-from search_api.gate import generation_search
+from search_api.operations.gate import generation_search
 from search_api.searcher import Searcher
 from search_api.settings import ApiSettings
 

@@ -12,7 +12,7 @@ from indexer.metadata import read_manifest
 from indexer.passages import embedding_text
 from indexer.pipeline import Indexer
 from indexer.quality import catalog_ids_by_filename, check_generation, load_golden_queries
-from search_api.gate import generation_search
+from search_api.operations.gate import generation_search
 from search_api.searcher import Searcher
 from search_api.settings import ApiSettings
 from tests.conftest import CORPUS

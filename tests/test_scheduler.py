@@ -28,8 +28,8 @@ from indexer.catalog import (
 from indexer.faults import PAUSE_AT, PAUSE_MARKER
 from indexer.generation import generations_root, published_generation_id
 from indexer.pipeline import BuildAlreadyRunning, Indexer
-from search_api.buildrunner import BuildRunner, describe_exit
-from search_api.scheduler import BuildScheduler, default_poll_seconds, soon_delay
+from search_api.operations.buildrunner import BuildRunner, describe_exit
+from search_api.operations.scheduler import BuildScheduler, default_poll_seconds, soon_delay
 from search_api.settings import ApiSettings
 from tests.conftest import free_port, start_server, stop_server, wait_for
 from tests.test_build_records import lock_held_by_another_build

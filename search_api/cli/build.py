@@ -22,7 +22,7 @@ from indexer.generation import (
 from indexer.pipeline import BuildAlreadyRunning, BuildReport, Indexer
 from indexer.quality import QualityGateError
 from search_api.cli.common import EXIT_NO_SPACE, EXIT_REJECTED, JsonOpt, emit, fail, index_app, settings
-from search_api.gate import generation_search
+from search_api.operations.gate import generation_search
 from search_api.settings import ApiSettings
 
 

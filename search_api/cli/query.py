@@ -6,11 +6,12 @@ from typing import Annotated, Any
 
 import typer
 
-from indexer.embedding import UnknownModelError, load_embedders
+from indexer.embedding import UnknownModelError
 from indexer.generation_reader import open_published
 from search_api.cli.common import JsonOpt, app, emit, fail, settings
-from search_api.reranking import RerankerError, load_reranker
-from search_api.searcher import Hit, ModelMismatchError, Searcher, UnknownPassageError, document_link
+from search_api.factory import load_query_models, open_searcher
+from search_api.ranking.reranking import RerankerError
+from search_api.searcher import Hit, ModelMismatchError, UnknownPassageError, document_link
 
 
 @app.command()
@@ -33,14 +34,7 @@ def search(
     if reader is None:
         fail(f"nothing is published in {config.data_dir}; run `moocsearch index build` first")
     try:
-        searcher = Searcher(
-            reader,
-            load_embedders(config.model, config.multilingual_model, config.embed_batch_size),
-            config.dense_weight,
-            config.lexical_weight,
-            reranker=load_reranker(config.reranker_model) if query is not None else None,
-            rerank_depth=config.rerank_depth,
-        )
+        searcher = open_searcher(reader, config, load_query_models(config))
     except (ModelMismatchError, UnknownModelError, RerankerError) as exc:
         fail(str(exc), code=2)
     if like is not None:

@@ -17,9 +17,9 @@ from indexer.pipeline import BuildAlreadyRunning, Indexer
 from search_api.cli.build import print_build_report
 from search_api.cli.common import JsonOpt, app, emit, fail, settings
 from search_api.cli.documents import ingest_entries
-from search_api.evaluation import DatasetError, evaluate, load_beir
-from search_api.gate import generation_search
 from search_api.logging_setup import configure_logging
+from search_api.operations.evaluation import DatasetError, evaluate, load_beir
+from search_api.operations.gate import generation_search
 from search_api.settings import ApiSettings
 
 

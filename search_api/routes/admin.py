@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from indexer.catalog import TRIGGER_ADMIN
 from indexer.pipeline import BuildAlreadyRunning
 from search_api.auth import require_admin
-from search_api.buildrunner import BuildRunner
 from search_api.errors import ApiError, error_responses
+from search_api.operations.buildrunner import BuildRunner
 from search_api.schemas import BuildListOut, BuildOut, BuildStartedOut
 
 router = APIRouter(prefix="/admin", tags=["operations"], dependencies=[Depends(require_admin)])

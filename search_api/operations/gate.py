@@ -13,25 +13,19 @@ from pathlib import Path
 from indexer.embedding import Embedder
 from indexer.generation_reader import GenerationReader
 from indexer.quality import GenerationSearch
-from search_api.reranking import load_reranker
-from search_api.searcher import Hit, Searcher
+from search_api.factory import load_query_models, open_searcher
+from search_api.searcher import Hit
 from search_api.settings import ApiSettings
 
 
 def generation_search(settings: ApiSettings, embedders: Sequence[Embedder]) -> GenerationSearch:
-    """A GenerationSearch with the service's settings and models (the reranker is loaded on the gate's first use)."""
+    """A GenerationSearch with the service's settings and models (the reranker is loaded on the gate's first use,
+    so a build whose gate is off never loads it)."""
 
     def search(folder: Path, queries: Sequence[str], top_n: int) -> list[list[tuple[str, ...]]]:
         reader = GenerationReader(folder)
         try:
-            searcher = Searcher(
-                reader,
-                list(embedders),
-                settings.dense_weight,
-                settings.lexical_weight,
-                reranker=load_reranker(settings.reranker_model),
-                rerank_depth=settings.rerank_depth,
-            )
+            searcher = open_searcher(reader, settings, load_query_models(settings, embedders))
             return [[_ids(hit) for hit in searcher.search(q, k=top_n, per_document=True).hits] for q in queries]
         finally:
             reader.close()

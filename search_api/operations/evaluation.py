@@ -20,7 +20,7 @@ from indexer.embedding import Embedder
 from indexer.generation_reader import open_published
 from indexer.metadata import DocumentMetadata
 from indexer.pipeline import Indexer
-from search_api.searcher import Searcher
+from search_api.factory import load_query_models, open_searcher
 from search_api.settings import ApiSettings
 
 
@@ -163,7 +163,8 @@ def evaluate(
         indexer.close()
         reader = open_published(Path(tmp))
         assert reader is not None
-        searcher = Searcher(reader, models, settings.dense_weight, settings.lexical_weight)
+        # The same searcher as `serve` with these settings, reranker included.
+        searcher = open_searcher(reader, settings, load_query_models(settings, models))
         query_ids = [q for q in data.qrels if q in data.queries][:max_queries]
         rankings: dict[str, list[str]] = {}
         started = time.perf_counter()
