@@ -1,0 +1,57 @@
+"""The catalog: a SQLite database of documents, their passages, the builds made from them, members and keys.
+
+`database` holds the connection and the numbered migrations; `documents`, `extractions`, `builds` and `accounts`
+one aggregate each; `Catalog` (the facade) is what the rest of the code opens."""
+
+from indexer.catalog.accounts import AccountError, ApiKey, KeyHolder, Member
+from indexer.catalog.builds import (
+    BUILD_ALREADY_RUNNING,
+    BUILD_FAILED,
+    BUILD_INTERRUPTED,
+    BUILD_PUBLISHED,
+    BUILD_QUEUED,
+    BUILD_REJECTED,
+    BUILD_RUNNING,
+    TRIGGER_ADMIN,
+    TRIGGER_CLI,
+    TRIGGER_SCHEDULE,
+    TRIGGER_SOON,
+    TRIGGERS,
+    BuildRecord,
+)
+from indexer.catalog.database import SCHEMA_VERSION, CatalogVersionError, utc_now
+from indexer.catalog.documents import DELETED, FAILED, INDEXED, PENDING, Document, DocumentAccess, DocumentQuery
+from indexer.catalog.extractions import Passage
+from indexer.catalog.facade import Catalog
+
+__all__ = [
+    "BUILD_ALREADY_RUNNING",
+    "BUILD_FAILED",
+    "BUILD_INTERRUPTED",
+    "BUILD_PUBLISHED",
+    "BUILD_QUEUED",
+    "BUILD_REJECTED",
+    "BUILD_RUNNING",
+    "DELETED",
+    "FAILED",
+    "INDEXED",
+    "PENDING",
+    "SCHEMA_VERSION",
+    "TRIGGERS",
+    "TRIGGER_ADMIN",
+    "TRIGGER_CLI",
+    "TRIGGER_SCHEDULE",
+    "TRIGGER_SOON",
+    "AccountError",
+    "ApiKey",
+    "BuildRecord",
+    "Catalog",
+    "CatalogVersionError",
+    "Document",
+    "DocumentAccess",
+    "DocumentQuery",
+    "KeyHolder",
+    "Member",
+    "Passage",
+    "utc_now",
+]
