@@ -135,6 +135,7 @@ class Searcher:
         full pages of results. With a reranker, the cross-encoder reorders the best `rerank_depth` fused rows.
         """
         timings: dict[str, float] = {}
+        row_language = self.reader.row_language
         allowed = (filters or SearchFilters()).row_mask(self.reader.documents, self.reader.row_document)
         depth = candidate_depth(offset + k, per_document)
         dense_weight, lexical_weight = self.weights
@@ -152,12 +153,11 @@ class Searcher:
         lexical: list[Ranking] = []
         if lexical_weight > 0:
             started = time.perf_counter()
-            row_language = self.reader.row_language
             lexical.append(
                 lexical_evidence(self.reader.lexical, row_language, query, language, allowed, depth, lexical_weight)
             )
             timings["lexical"] = time.perf_counter() - started
-        ranked = fuse_by_language([*dense.rankings, *lexical], dense.allocation, self.reader.row_language, language)
+        ranked = fuse_by_language([*dense.rankings, *lexical], dense.allocation, row_language, language)
         rerank_scores: dict[int, float] = {}
         if self.reranker is not None and ranked:
             started = time.perf_counter()
