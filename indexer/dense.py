@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ logger = logging.getLogger(__name__)
 EXACT_INNER_PRODUCT = "flat-ip"
 IVF_SQ8 = "ivf-sq8"
 RECALL_K = 10
+# Guards building an IVF index's id map, which readers share between threads (see `stored_vector`).
+_DIRECT_MAP_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -222,3 +225,22 @@ def search_dense(
         ivf_params.nprobe = ivf.nlist
         scores, rows = index.search(queries, k, params=ivf_params)
     return scores, rows
+
+
+def stored_vector(index: Any, row: int) -> np.ndarray:
+    """The vector `index` holds for `row`, as a (1, d) float32 query ("more like this" searches with it).
+
+    Exact for a flat index; an IVF-SQ8 index gives back its 8-bit quantised copy of what was added.
+    """
+    import faiss
+
+    try:
+        vector = index.reconstruct(row)
+    except RuntimeError:
+        # IVF indexes reconstruct by id only once they keep a map from ids to their lists; built once, lazily.
+        with _DIRECT_MAP_LOCK:
+            ivf = faiss.extract_index_ivf(index)
+            if ivf.direct_map.no():
+                ivf.make_direct_map()
+        vector = index.reconstruct(row)
+    return np.asarray(vector, dtype=np.float32).reshape(1, -1)

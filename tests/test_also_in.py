@@ -13,6 +13,7 @@ from indexer.metadata import DocumentMetadata
 from indexer.pipeline import Indexer
 from search_api.app import create_app
 from search_api.filters import SearchFilters
+from search_api.ranking.grouping import collapse_translations
 from search_api.searcher import Searcher
 from search_api.settings import ApiSettings
 
@@ -122,12 +123,12 @@ def test_a_group_shows_its_copy_in_the_query_language_at_the_place_of_its_best_c
     # Hand-made ranking: the Spanish copy of "peer" first, the English one third; an English query.
     rows = {h.passage.filename: h.passage.row for h in searcher.search(QUERY, k=100).hits}
     ranked = [(rows["peer-es.txt"], 0.9), (rows["rubrics-en.txt"], 0.8), (rows["peer-en.txt"], 0.7)]
-    kept, also_in = searcher._collapse_translations(ranked, SearchFilters(), frozenset(), "en")
+    kept, also_in = collapse_translations(ranked, searcher.document_rows, SearchFilters(), frozenset(), "en")
     assert kept == [(rows["peer-en.txt"], 0.9), (rows["rubrics-en.txt"], 0.8)]
     assert [d.language for d in also_in[rows["peer-en.txt"]]] == ["es", "fr", "zh"]
     # In a language no copy is in, or with no language, the best-ranked copy.
     for language in ("ru", None):
-        kept, _ = searcher._collapse_translations(ranked, SearchFilters(), frozenset(), language)
+        kept, _ = collapse_translations(ranked, searcher.document_rows, SearchFilters(), frozenset(), language)
         assert kept == [(rows["peer-es.txt"], 0.9), (rows["rubrics-en.txt"], 0.8)]
 
 

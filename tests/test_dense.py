@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
-from indexer.dense import build_dense_index, search_dense
+import numpy as np
+import pytest
+
+from indexer.dense import (
+    build_dense_index,
+    read_dense_index,
+    search_dense,
+    stored_vector,
+    train_ivf_sq8,
+    write_dense_index,
+)
 from indexer.embedding import HashEmbedder
 from indexer.generation_reader import open_published
 from indexer.language import guess_query_language
@@ -32,6 +42,25 @@ def test_k_larger_than_the_index_returns_every_vector_once() -> None:
     vectors = _unit_rows(np.random.default_rng(1), 5, 8)
     _, rows = search_dense(build_dense_index(vectors), vectors[:1], 50)
     assert sorted(rows[0].tolist()) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf-sq8"])
+def test_a_stored_vector_reads_back_as_it_was_added(tmp_path: Path, kind: str) -> None:
+    """Oracle: the vectors added. Read back memory-mapped, as readers do; IVF reconstructs only with an id map,
+    built on first use, and gives its 8-bit quantised copy."""
+    vectors = _unit_rows(np.random.default_rng(0), 400, 16)
+    index = build_dense_index(vectors) if kind == "flat" else train_ivf_sq8(vectors, 4, seed=1)
+    if kind != "flat":
+        index.add(vectors)
+    write_dense_index(index, tmp_path / "dense.faiss")
+    stored = read_dense_index(tmp_path / "dense.faiss")
+    for row in (0, 123, 399):
+        vector = stored_vector(stored, row)
+        assert vector.shape == (1, 16) and vector.dtype == np.float32
+        if kind == "flat":
+            np.testing.assert_array_equal(vector[0], vectors[row])
+        else:
+            np.testing.assert_allclose(vector[0], vectors[row], atol=0.02)
 
 
 def test_searcher_ranks_passages_like_brute_force_over_the_published_vectors(indexer: Indexer) -> None:

@@ -6,19 +6,25 @@ import pytest
 
 from indexer.lexical import LexicalIndex, tokenize
 from search_api.ranking.fusion import allocate_by_group, reciprocal_rank_fusion
+from search_api.ranking.types import Ranking
 
 
 def test_rrf_adds_weighted_reciprocal_ranks() -> None:
-    fused = dict(reciprocal_rank_fusion([(1.0, [7, 3, 5]), (2.0, [3, 9])], k=10))
+    fused = dict(reciprocal_rank_fusion([Ranking(1.0, (7, 3, 5)), Ranking(2.0, (3, 9))], k=10))
     assert fused[3] == pytest.approx(1 / 12 + 2 / 11)
     assert fused[7] == pytest.approx(1 / 11)
     assert fused[9] == pytest.approx(2 / 12)
     assert fused[5] == pytest.approx(1 / 13)
-    assert [row for row, _ in reciprocal_rank_fusion([(1.0, [7, 3, 5]), (2.0, [3, 9])], k=10)] == [3, 9, 7, 5]
+    assert [row for row, _ in reciprocal_rank_fusion([Ranking(1.0, (7, 3, 5)), Ranking(2.0, (3, 9))], k=10)] == [
+        3,
+        9,
+        7,
+        5,
+    ]
 
 
 def test_a_single_list_keeps_its_order_and_empty_lists_add_nothing() -> None:
-    assert [row for row, _ in reciprocal_rank_fusion([(1.0, [4, 2, 8]), (1.0, [])])] == [4, 2, 8]
+    assert [row for row, _ in reciprocal_rank_fusion([Ranking(1.0, (4, 2, 8)), Ranking(1.0, ())])] == [4, 2, 8]
 
 
 def test_tokenizer_stems_by_language_and_segments_unspaced_scripts() -> None:
@@ -51,7 +57,7 @@ def test_coverage_is_the_share_of_query_idf_a_row_contains() -> None:
 
 
 def test_per_position_weights_scale_each_contribution() -> None:
-    fused = dict(reciprocal_rank_fusion([([0.5, 1.0], [1, 2]), (1.0, [2])], k=10))
+    fused = dict(reciprocal_rank_fusion([Ranking((0.5, 1.0), (1, 2)), Ranking(1.0, (2,))], k=10))
     assert fused == pytest.approx({1: 0.5 / 11, 2: 1.0 / 12 + 1.0 / 11})
 
 

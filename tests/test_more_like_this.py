@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from indexer.pipeline import Indexer
 from search_api.app import create_app
 from search_api.cli import app as cli_app
 from search_api.filters import SearchFilters
-from search_api.searcher import Searcher, UnknownPassageError, _stored_vector
+from search_api.searcher import Searcher, UnknownPassageError
 from search_api.settings import ApiSettings
 from tests.conftest import language_places_oracle, make_pdf
 
@@ -205,23 +204,3 @@ def test_the_command_line_finds_more_like_a_passage(settings: ApiSettings, embed
     assert unknown.exit_code == 1 and "no passage 0123456789abcdef01234567" in unknown.stderr
     both = CliRunner().invoke(cli_app, [*base, "peer", "--like", passage_id])
     assert both.exit_code == 2 and "either a query or --like" in both.stderr
-
-
-def test_vectors_are_read_back_from_an_ivf_index_too(tmp_path: Path) -> None:
-    """Large generations use IVF-SQ8, which reconstructs a row only once it keeps an id map."""
-    import faiss
-
-    from indexer.dense import read_dense_index, write_dense_index
-
-    rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((400, 16)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    index = faiss.IndexIVFScalarQuantizer(
-        faiss.IndexFlatIP(16), 16, 4, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
-    )
-    index.train(vectors)
-    index.add(vectors)
-    write_dense_index(index, tmp_path / "ivf.faiss")
-    stored = read_dense_index(tmp_path / "ivf.faiss")
-    for row in (0, 123, 399):
-        assert np.allclose(_stored_vector(stored, row)[0], vectors[row], atol=0.02)

@@ -14,8 +14,8 @@ from indexer.generation_reader import GenerationReader, open_published
 from indexer.metadata import DocumentMetadata
 from indexer.pipeline import Indexer
 from search_api.app import create_app
-from search_api.ranking.reranking import RerankerError, load_reranker
-from search_api.searcher import Searcher, rerank_text
+from search_api.ranking.reranking import RerankerError, load_reranker, rerank_text
+from search_api.searcher import Searcher
 from search_api.settings import ApiSettings
 
 WORDS = [

@@ -13,6 +13,7 @@ from indexer.embedding import HashEmbedder
 from indexer.generation_reader import open_published
 from indexer.metadata import DocumentMetadata
 from indexer.pipeline import Indexer
+from search_api.ranking.routing import route
 from search_api.searcher import ModelMismatchError, Searcher
 from search_api.settings import ApiSettings
 from tests.conftest import language_places_oracle, lexical_coverage_oracle
@@ -72,12 +73,12 @@ def test_each_row_is_ranked_by_the_encoder_for_its_language_pair(built: tuple[In
     _, searcher = built
     languages = searcher.reader.row_language.tolist()
     english_rows = {row for row, language in enumerate(languages) if language == "en"}
-    english, multilingual = searcher._route("en")
+    english, multilingual = route(searcher.routing, searcher.reader.row_language, "en")
     assert english is not None and multilingual is not None
     assert set(np.flatnonzero(english)) == english_rows
     assert set(np.flatnonzero(multilingual)) == set(range(4)) - english_rows
     # A Chinese query: the English-only encoder ranks nothing, the multilingual one everything.
-    english, multilingual = searcher._route("zh")
+    english, multilingual = route(searcher.routing, searcher.reader.row_language, "zh")
     assert english is not None and not english.any() and multilingual is not None and multilingual.all()
 
 

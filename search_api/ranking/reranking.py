@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from indexer.generation_reader import PassageRecord
+from indexer.passages import embedding_text
+from search_api.ranking.types import ScoredRows
 
 
 class RerankerError(RuntimeError):
@@ -53,3 +57,26 @@ def load_reranker(path: str | Path | None) -> Reranker | None:
     if path is None or not str(path).strip():
         return None
     return CrossEncoderReranker(Path(str(path).strip()).expanduser())
+
+
+def rerank_text(passage: PassageRecord) -> str:
+    """What the cross-encoder reads of a passage: the text the retrievers indexed (context, then text)."""
+    return embedding_text(passage.text, passage.title, passage.heading)
+
+
+def rerank(
+    reranker: Reranker,
+    query: str,
+    ranked: ScoredRows,
+    passages: Callable[[Sequence[int]], Mapping[int, PassageRecord]],
+    depth: int,
+) -> tuple[ScoredRows, dict[int, float]]:
+    """The best `depth` fused rows reordered by the cross-encoder's scores, then the rest as fused; and each
+    reranked row's cross-encoder score. `passages` reads the records of rows (a row it lacks is dropped)."""
+    head, tail = ranked[:depth], ranked[depth:]
+    records = passages([row for row, _ in head])
+    head = [(row, score) for row, score in head if row in records]
+    texts = [rerank_text(records[row]) for row, _ in head]
+    scores = reranker.score(query, texts)
+    order = np.argsort(-scores, kind="stable")
+    return [head[i] for i in order] + tail, {head[i][0]: float(scores[i]) for i in order}
