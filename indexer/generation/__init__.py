@@ -1,5 +1,5 @@
-"""Index generations: the format both sides share (`contract`), folders on disk and publishing (`folders`),
-writing one (`writer`) and opening one for search (`reader`)."""
+"""Index generations: the format both sides share (`contract`: manifest and file names; `rows`: the passage
+table), folders on disk and publishing (`folders`), writing one (`writer`) and opening one for search (`reader`)."""
 
 from indexer.generation.contract import (
     DENSE_FILE,
@@ -7,20 +7,17 @@ from indexer.generation.contract import (
     HISTORY_FILE,
     LEXICAL_DIR,
     MANIFEST_FILE,
-    PASSAGE_SCHEMA,
     PASSAGES_FILE,
     POINTER_FILE,
     READABLE_FORMATS,
     BuildParameters,
     DenseIndexSpec,
     DenseParameters,
-    DocumentRow,
     EncoderEntry,
     EncoderModel,
     GenerationError,
     LexicalParameters,
     Manifest,
-    PassageRow,
     content_digest,
     dense_file,
 )
@@ -40,6 +37,7 @@ from indexer.generation.folders import (
     start_generation,
     verify_generation,
 )
+from indexer.generation.rows import PASSAGE_SCHEMA, DocumentRow, PassageRow
 
 __all__ = [
     "DENSE_FILE",

@@ -13,16 +13,13 @@ import numpy as np
 
 from indexer.dense import read_dense_index
 from indexer.generation.contract import (
-    DOCUMENT_COLUMNS,
     LEXICAL_DIR,
-    PASSAGE_COLUMNS,
     PASSAGES_FILE,
-    DocumentRow,
     GenerationError,
     Manifest,
-    PassageRow,
 )
 from indexer.generation.folders import generations_root, published_generation_id, verify_generation
+from indexer.generation.rows import DOCUMENT_COLUMNS, PASSAGE_COLUMNS, DocumentRow, PassageRow
 from indexer.lexical import LexicalIndex
 
 

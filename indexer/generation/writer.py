@@ -14,18 +14,16 @@ from indexer.dense import AnnOptions, build_index, write_dense_index
 from indexer.faults import fault_point
 from indexer.generation.contract import (
     LEXICAL_DIR,
-    PASSAGE_SCHEMA,
     PASSAGES_FILE,
     BuildParameters,
     DenseIndexSpec,
-    DocumentRow,
     EncoderEntry,
     EncoderModel,
     Manifest,
-    PassageRow,
     dense_file,
 )
 from indexer.generation.folders import finish_generation, start_generation, verify_generation
+from indexer.generation.rows import PASSAGE_SCHEMA, DocumentRow, PassageRow
 from indexer.lexical import LexicalIndex
 
 
