@@ -144,11 +144,6 @@ class Indexer:
             self.store, self.catalog, data, filename, metadata or DocumentMetadata(), self.settings.max_file_bytes
         )
 
-    def extract(self, document: Document) -> Failure | None:
-        """Extract one document in the sandbox and cut it, recording the outcome in the catalog; never raises for
-        bad input (a parser that spins, balloons or crashes costs this document only)."""
-        return self.extraction.extract(document, self.cutting)
-
     def build(
         self, full: bool = False, progress: bool = False, trigger: str = "cli", build_id: int | None = None
     ) -> BuildReport:

@@ -181,11 +181,6 @@ class GenerationReader:
             found = self._db.execute("SELECT row FROM passages WHERE passage_id = ? LIMIT 1", (passage_id,)).fetchone()
         return None if found is None else int(found[0])
 
-    def document_ids(self) -> set[str]:
-        """Every document this generation can cite."""
-        with self._lock:
-            return {r[0] for r in self._db.execute("SELECT document_id FROM documents")}
-
 
 def open_published(data_dir: Path) -> GenerationReader | None:
     """The published generation of a data directory, or None before the first publish."""
