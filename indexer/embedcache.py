@@ -68,9 +68,9 @@ class EmbeddingCache:
         batch_size: int = 256,
         on_progress: Callable[[int], None] | None = None,
         refresh: bool = False,
-    ) -> tuple[np.ndarray, int]:
+    ) -> tuple[np.ndarray, set[str]]:
         """Vectors for all texts, computing only the missing ones (all of them with `refresh`);
-        returns (vectors, number embedded now).
+        returns (vectors, the `text_key`s of the texts embedded now).
 
         Each batch of `batch_size` is committed as soon as it is embedded: a build killed mid-way keeps the
         batches done, and the next build embeds only the rest."""
@@ -90,4 +90,4 @@ class EmbeddingCache:
             if on_progress is not None:
                 on_progress(sum(1 for k in keys if k in fresh))
         matrix = np.stack([cached[k] for k in keys]) if keys else np.zeros((0, self.dimension), np.float32)
-        return np.ascontiguousarray(matrix, dtype=np.float32), len(missing)
+        return np.ascontiguousarray(matrix, dtype=np.float32), set(missing)

@@ -3,8 +3,8 @@
 A golden query names the document(s) it must find among the top N. The search itself is not done here: the
 indexer (write side) must not import the search service (read side), so whoever starts a build passes in a
 `GenerationSearch`, the real search path run against the unpublished generation's folder (the CLI passes
-`search_api.operations.gate.generation_search`). A build whose share of passing queries falls below the threshold is kept
-unpublished and reported; queries whose documents are not in the catalog (a deployment without the bundled
+`search_api.operations.gate.generation_search`). A build whose share of passing queries falls below the threshold
+is kept unpublished and reported; queries whose documents are not in the catalog (a deployment without the bundled
 corpus, a deleted document) are skipped, not failed.
 """
 
@@ -61,6 +61,7 @@ class QualityReport:
     top_n: int
     skipped: list[str] = field(default_factory=list)
     failures: list[GoldenFailure] = field(default_factory=list)
+    warning: str | None = None  # set when no query could be checked: the gate then proves nothing
 
     @property
     def pass_rate(self) -> float:
@@ -141,4 +142,9 @@ def check_generation(
         failures=failures,
     )
     report.passed = report.pass_rate >= min_pass_rate
+    if not runnable:
+        report.warning = (
+            f"the quality gate checked no golden query: none of the {len(golden)} names a document in the catalog "
+            "(see golden_queries)"
+        )
     return report

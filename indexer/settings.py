@@ -34,7 +34,6 @@ class IndexerSettings(BaseSettings):
     passage_max_tokens: int = Field(
         200, ge=16, le=2048, description="Upper bound of a passage in model tokens (capped by the model)."
     )
-    passage_overlap_sentences: int = Field(1, ge=0, le=5)
     max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
     max_pages: int = Field(2000, ge=1)
     max_chars: int = Field(5_000_000, ge=1000, description="Extracted characters kept per document.")

@@ -106,9 +106,11 @@ class ServiceCollector(Collector):
                     "moocsearch_last_build_duration_seconds", "How long the last build took.", finished - started
                 )
         outcome = GaugeMetricFamily(
-            "moocsearch_last_build_success", "1 when the last build published a generation.", labels=["outcome"]
+            "moocsearch_last_build_success",
+            "1 when the last build succeeded (published a generation, or found nothing changed).",
+            labels=["outcome"],
         )
-        outcome.add_metric([build["outcome"]], int(build["outcome"] == "published"))
+        outcome.add_metric([build["outcome"]], int(build["outcome"] in ("published", "unchanged")))
         yield outcome
 
 

@@ -357,7 +357,9 @@ class BuildOut(BaseModel):
 
     id: int
     trigger: Literal["cli", "schedule", "soon", "admin"]
-    outcome: Literal["queued", "running", "published", "failed", "rejected", "already_running", "interrupted"] = Field(
+    outcome: Literal[
+        "queued", "running", "published", "unchanged", "failed", "rejected", "already_running", "interrupted"
+    ] = Field(
         description="`rejected`: the quality gate kept the generation unpublished; `interrupted`: the build "
         "process died without finishing (the next build noticed)."
     )

@@ -105,7 +105,7 @@ class Searcher:
         self.reader = reader
         self.embedder = self.encoders[0]
         self.weights = (dense_weight, lexical_weight)
-        self.corpus_languages = sorted(c for c in manifest.parameters.get("languages", {}) if c != "und")
+        self.corpus_languages = sorted(c for c in manifest.languages if c != "und")
         self.reranker = reranker
         self.rerank_depth = rerank_depth
         # Routing reads the languages the generation recorded for each encoder, and the loaded model's kind.

@@ -21,6 +21,7 @@ from indexer.dense import (
     self_query_ground_truth,
     write_dense_index,
 )
+from indexer.generation import DenseIndexSpec
 from indexer.generation_reader import open_published
 from indexer.metadata import DocumentMetadata
 from indexer.pipeline import Indexer
@@ -202,7 +203,7 @@ def test_a_generation_over_the_threshold_publishes_an_ivf_index(indexer: Indexer
     indexer.build()
     exact_reader = open_published(indexer.data_dir)
     assert exact_reader is not None and exact_reader.manifest.index_type == EXACT_INNER_PRODUCT
-    assert exact_reader.manifest.encoders[0]["index"] == {"type": EXACT_INNER_PRODUCT}
+    assert exact_reader.manifest.encoders[0].index == DenseIndexSpec(EXACT_INNER_PRODUCT)
     vectors = exact_reader.index.reconstruct_n(0, exact_reader.index.ntotal)
     exact_passages = {row: p.passage_id for row, p in exact_reader.passages(range(len(vectors))).items()}
     exact_reader.close()
@@ -218,13 +219,13 @@ def test_a_generation_over_the_threshold_publishes_an_ivf_index(indexer: Indexer
     manifest = reader.manifest
     assert manifest.passage_count == len(vectors) > 100
     assert {row: p.passage_id for row, p in reader.passages(range(len(vectors))).items()} == exact_passages
-    description = manifest.encoders[0]["index"]
-    assert manifest.index_type == description["type"] == IVF_SQ8
-    assert description["nlist"] == default_nlist(len(vectors))
-    assert description["recall_at_10"] >= 0.8 and description["recall_queries"] == len(vectors)
-    assert manifest.parameters["dense"] == {"ann_threshold": 20, "recall_floor": 0.8}
+    description = manifest.encoders[0].index
+    assert manifest.index_type == description.type == IVF_SQ8
+    assert description.nlist == default_nlist(len(vectors))
+    assert (description.recall_at_10 or 0) >= 0.8 and description.recall_queries == len(vectors)
+    assert (manifest.parameters.dense.ann_threshold, manifest.parameters.dense.recall_floor) == (20, 0.8)
     ivf_part = faiss.try_extract_index_ivf(reader.index)
-    assert ivf_part is not None and ivf_part.nprobe == description["nprobe"]
+    assert ivf_part is not None and ivf_part.nprobe == description.nprobe
 
     # A filtered dense search through the Searcher: only the member's passages, the brute-force best of them.
     embedder = indexer.embedder
@@ -243,8 +244,9 @@ def test_a_generation_over_the_threshold_publishes_an_ivf_index(indexer: Indexer
     indexer.build()
     reader = open_published(indexer.data_dir)
     assert reader is not None
-    fallback = reader.manifest.encoders[0]["index"]
-    assert reader.manifest.index_type == fallback["type"] == EXACT_INNER_PRODUCT
-    assert fallback["rejected"]["type"] == IVF_SQ8 and fallback["rejected"]["recall_at_10"] < 1.0
+    fallback = reader.manifest.encoders[0].index
+    assert reader.manifest.index_type == fallback.type == EXACT_INNER_PRODUCT
+    assert fallback.rejected is not None and fallback.rejected.type == IVF_SQ8
+    assert (fallback.rejected.recall_at_10 or 0) < 1.0
     assert faiss.try_extract_index_ivf(reader.index) is None
     reader.close()

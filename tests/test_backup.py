@@ -23,6 +23,7 @@ from indexer.generation import (
     published_history,
 )
 from indexer.generation_reader import open_published
+from indexer.metadata import DocumentMetadata
 from indexer.pipeline import Indexer
 from search_api.cli import app
 from search_api.searcher import Searcher
@@ -138,16 +139,21 @@ def test_the_catalog_copy_is_a_consistent_sqlite_database(built: Path, tmp_path:
 
 def test_retention_keeps_the_newest_published_generations_and_the_published_one(indexer: Indexer) -> None:
     indexer.settings = indexer.settings.model_copy(update={"keep_generations": 2})
-    indexer.ingest(b"The moon pulls the oceans.", "tides.txt")
+    document = indexer.ingest(b"The moon pulls the oceans.", "tides.txt").document
     root = generations_root(indexer.data_dir)
-    ids = [indexer.build().generation_id for _ in range(4)]
+
+    def build_a_change(tag: str) -> str | None:  # a build with no change publishes nothing
+        indexer.catalog.update_metadata(document.id, DocumentMetadata(tags=(tag,)))
+        return indexer.build().generation_id
+
+    ids = [build_a_change(f"v{n}") for n in range(4)]
     assert list_generations(root) == ids[2:]
     # A rolled-back (older) generation is protected while published, and the newest ones stay.
     indexer.rollback(ids[2])
-    fifth = indexer.build().generation_id
+    fifth = build_a_change("v4")
     assert list_generations(root) == [ids[3], fifth]
     indexer.rollback(ids[3])
-    sixth = indexer.build().generation_id
+    sixth = build_a_change("v5")
     assert list_generations(root) == [fifth, sixth]
 
 
@@ -172,14 +178,20 @@ def test_a_build_is_refused_when_the_disk_cannot_hold_a_new_generation(
     assert code == 5 and "not enough free disk space" in err
 
     monkeypatch.setattr(shutil, "disk_usage", lambda path: DiskUsage(1 << 40, 0, needed))
+    indexer.ingest(b"Waves carry energy across the sea.", "waves.txt")  # a change, so the build publishes
     assert indexer.build().outcome == "published"
 
 
 def test_a_data_directory_from_before_the_publish_history_keeps_its_generations(indexer: Indexer) -> None:
-    indexer.ingest(b"The moon pulls the oceans.", "tides.txt")
+    document = indexer.ingest(b"The moon pulls the oceans.", "tides.txt").document
     root = generations_root(indexer.data_dir)
-    older = [indexer.build().generation_id for _ in range(2)]
+
+    def build_a_change(tag: str) -> str | None:  # a build with no change publishes nothing
+        indexer.catalog.update_metadata(document.id, DocumentMetadata(tags=(tag,)))
+        return indexer.build().generation_id
+
+    older = [build_a_change(f"v{n}") for n in range(2)]
     (root / "PUBLISHED").unlink()  # as written by a version without the history file
-    newest = indexer.build().generation_id
+    newest = build_a_change("v2")
     assert list_generations(root) == [*older, newest]
     assert published_history(root) == [*older, newest]

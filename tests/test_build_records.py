@@ -18,6 +18,7 @@ from indexer.catalog import (
     BUILD_FAILED,
     BUILD_INTERRUPTED,
     BUILD_PUBLISHED,
+    BUILD_UNCHANGED,
     Catalog,
 )
 from indexer.faults import ENOSPC_AT
@@ -145,7 +146,8 @@ def test_index_builds_lists_records_newest_first_as_a_table_and_as_json(tmp_path
     assert _cli(data_dir, "ingest", str(docs))[0] == 0
     code, out, _ = _cli(data_dir, "index", "build")
     assert code == 0 and "3 documents added, 0 changed, 0 deleted" in out
-    assert _cli(data_dir, "index", "build", "--trigger", "schedule")[0] == 0
+    code, out, _ = _cli(data_dir, "index", "build", "--trigger", "schedule")
+    assert code == 0 and "nothing changed" in out and "0 embedded now" in out
     with lock_held_by_another_build(data_dir):
         code, _, err = _cli(data_dir, "index", "build")
         assert code == 3 and "already running" in err
@@ -155,9 +157,10 @@ def test_index_builds_lists_records_newest_first_as_a_table_and_as_json(tmp_path
     records = json.loads(out)
     assert [(r["id"], r["trigger"], r["outcome"]) for r in records] == [
         (3, "cli", BUILD_ALREADY_RUNNING),
-        (2, "schedule", BUILD_PUBLISHED),
+        (2, "schedule", BUILD_UNCHANGED),
         (1, "cli", BUILD_PUBLISHED),
     ]
+    assert records[1]["generation_id"] == records[2]["generation_id"]  # the published one, still serving
     assert records[2]["documents_added"] == 3 and records[1]["documents_added"] == 0
     assert records[1]["passages_embedded"] == 0  # the second build found every vector in the cache
 
@@ -174,3 +177,18 @@ def test_index_build_refuses_an_unknown_trigger_and_builds_lists_nothing_yet(tmp
     assert code == 2 and "--trigger" in err
     code, out, _ = _cli(tmp_path / "data", "index", "builds")
     assert code == 0 and "no builds yet" in out
+
+
+def test_a_build_with_no_change_publishes_nothing_and_counts_as_a_success(indexer: Indexer) -> None:
+    indexer.ingest(DOCS["rubrics.txt"], "rubrics.txt")
+    first = indexer.build()
+    failed = indexer.catalog.start_build("schedule")
+    indexer.catalog.finish_build(failed, BUILD_FAILED, None, {}, "disk full")
+    assert indexer.catalog.failed_builds_in_a_row() == 1
+    quiet = indexer.build(trigger="schedule")
+    record = indexer.catalog.get_build(quiet.build_id or 0)
+    assert record is not None and record.outcome == BUILD_UNCHANGED == quiet.outcome
+    assert record.generation_id == quiet.generation_id == first.generation_id
+    assert record.to_dict()["passages_embedded"] == 0
+    # The scheduler's back-off counts failures back to the last success: an unchanged build is one.
+    assert indexer.catalog.failed_builds_in_a_row() == 0

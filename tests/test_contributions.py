@@ -590,7 +590,7 @@ def test_a_deleted_document_leaves_results_at_once_and_the_next_generation_for_g
     _build(world.settings, embedder)
     reader = open_published(world.settings.data_dir)
     assert reader is not None
-    assert reader.document_ids() == {world.ids[n] for n in DOCS} - {doc}
+    assert {d.id for d in reader.documents} == {world.ids[n] for n in DOCS} - {doc}
     reader.close()
 
 

@@ -62,7 +62,7 @@ def test_a_re_export_is_linked_and_search_shows_one_document(indexer: Indexer) -
     assert report.documents_indexed == 2
     reader = open_published(indexer.data_dir)
     assert reader is not None
-    assert reader.document_ids() == {re_export.document.id, other.document.id}
+    assert {d.id for d in reader.documents} == {re_export.document.id, other.document.id}
     hits = Searcher(reader, indexer.embedder).search("calibrated rubric design submissions", k=10).hits
     assert hits[0].passage.document_id == re_export.document.id
     assert original.document.id not in {h.passage.document_id for h in hits}

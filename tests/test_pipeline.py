@@ -8,10 +8,12 @@ import threading
 
 import pytest
 
-from indexer.catalog import FAILED, INDEXED, PENDING
+from indexer.catalog import BUILD_PUBLISHED, BUILD_UNCHANGED, FAILED, INDEXED, PENDING
 from indexer.generation import (
     DENSE_FILE,
+    DenseIndexSpec,
     GenerationError,
+    LexicalParameters,
     generations_root,
     list_generations,
     published_generation_id,
@@ -109,9 +111,15 @@ def test_build_publishes_a_verified_generation_with_a_complete_manifest(indexer:
     assert manifest.passage_count == report.passages == 1 and manifest.document_count == 1
     assert {"dense.faiss", "passages.sqlite3", "lexical/size", "lexical/vocab.index.json"} <= set(manifest.files)
     assert all((folder / name).is_file() for name in manifest.files)
-    assert manifest.parameters["lexical"] == {"engine": "bm25s", "k1": 0.9, "b": 0.4}
+    assert manifest.parameters.lexical == LexicalParameters(engine="bm25s", k1=0.9, b=0.4)
     assert manifest.catalog_state["documents_by_status"] == {"indexed": 1}
-    assert json.loads((folder / "manifest.json").read_text())["generation_id"] == report.generation_id
+    assert [(e.model_id, e.file, e.index) for e in manifest.encoders] == [
+        ("hash-256", DENSE_FILE, DenseIndexSpec("flat-ip"))
+    ]
+    assert manifest.languages == {"en": 1} and manifest.content_digest and manifest.format_version == 2
+    stored = json.loads((folder / "manifest.json").read_text())
+    assert stored["generation_id"] == report.generation_id
+    assert stored["parameters"]["lexical"] == {"engine": "bm25s", "k1": 0.9, "b": 0.4}
 
 
 def test_a_changed_file_fails_verification(indexer: Indexer) -> None:
@@ -125,20 +133,28 @@ def test_a_changed_file_fails_verification(indexer: Indexer) -> None:
 
 
 def test_rebuild_embeds_only_new_passages_and_keeps_old_generations_up_to_the_limit(indexer: Indexer) -> None:
-    indexer.ingest(b"First document about peer review.\n\nIt has two paragraphs.", "one.txt")
+    first_id = indexer.ingest(b"First document about peer review.\n\nIt has two paragraphs.", "one.txt").document.id
     first = indexer.build()
-    assert first.passages_embedded == first.passages > 0
+    assert first.passages_embedded == first.vectors_embedded == first.passages > 0
     second = indexer.build()
     assert second.passages_embedded == 0 and second.documents_extracted == 0
+    assert (second.outcome, second.generation_id) == (BUILD_UNCHANGED, first.generation_id)
     indexer.ingest(b"A second document on virtual labs.", "two.txt")
     third = indexer.build()
-    assert third.documents_extracted == 1 and third.passages_embedded == 1
-    full = indexer.build(full=True)
+    assert third.documents_extracted == 1 and third.passages_embedded == 1 and third.outcome == BUILD_PUBLISHED
+    full = indexer.build(full=True)  # everything extracted and embedded again: the same content
     assert full.passages_embedded == full.passages == third.passages
+    assert (full.outcome, full.generation_id) == (BUILD_UNCHANGED, third.generation_id)
     root = generations_root(indexer.data_dir)
-    assert published_generation_id(root) == full.generation_id
-    assert list_generations(root) == sorted([second.generation_id, third.generation_id, full.generation_id])
-    assert read_manifest(root / full.generation_id).passage_count == third.passages
+    assert list_generations(root) == [first.generation_id, third.generation_id]
+    later = []
+    for tag in ("a", "b"):  # a metadata edit is a change: published, nothing embedded
+        indexer.catalog.update_metadata(first_id, DocumentMetadata(tags=(tag,)))
+        later.append(indexer.build())
+        assert later[-1].outcome == BUILD_PUBLISHED and later[-1].passages_embedded == 0
+    assert published_generation_id(root) == later[-1].generation_id
+    assert list_generations(root) == [third.generation_id, *(r.generation_id for r in later)]  # keep_generations 3
+    assert read_manifest(root / later[-1].generation_id).passage_count == third.passages
 
 
 def test_unfinished_build_folders_are_removed_by_the_next_build(indexer: Indexer) -> None:
@@ -153,21 +169,19 @@ def test_unfinished_build_folders_are_removed_by_the_next_build(indexer: Indexer
 def test_a_second_build_at_the_same_time_is_told_one_is_running(indexer: Indexer) -> None:
     indexer.ingest(b"Some text.", "t.txt")
     entered, release = threading.Event(), threading.Event()
-    original = indexer._extract_pending
+    original = indexer.extraction.run
 
     def slow_extract(*args: object) -> None:
         entered.set()
         release.wait(10)
         original(*args)  # type: ignore[arg-type]
 
-    indexer._extract_pending = slow_extract  # type: ignore[method-assign]
+    indexer.extraction.run = slow_extract  # type: ignore[method-assign]
     worker = threading.Thread(target=indexer.build)
     worker.start()
     assert entered.wait(10)
-    other = Indexer(indexer.settings, indexer.embedder)
-    with pytest.raises(BuildAlreadyRunning):
+    with Indexer(indexer.settings, indexer.embedder) as other, pytest.raises(BuildAlreadyRunning):
         other.build()
     release.set()
     worker.join(10)
-    other.close()
     assert published_generation_id(generations_root(indexer.data_dir)) is not None

@@ -15,6 +15,7 @@ from indexer.generation_reader import open_published
 from indexer.pipeline import Indexer
 from indexer.quality import QualityGateError, load_golden_queries
 from search_api.cli import app
+from search_api.cli.build import print_build_report
 from search_api.operations.gate import generation_search
 from search_api.searcher import Searcher
 from search_api.settings import ApiSettings
@@ -110,6 +111,24 @@ def test_golden_queries_of_deleted_documents_are_skipped_not_failed(gated: Index
     assert report.outcome == "published" and report.quality is not None
     assert (report.quality["checked"], report.quality["passing"]) == (1, 1)
     assert "telescopes and galaxies" in report.quality["skipped"]
+
+
+def test_a_gate_that_could_check_no_query_says_so(gated: Indexer, capsys: pytest.CaptureFixture[str]) -> None:
+    _golden(gated.settings.golden_queries, [PASSING[2]])  # names no document of this catalog
+    report = gated.build()
+    assert report.outcome == "published" and report.quality is not None
+    assert (report.quality["checked"], report.quality["skipped"]) == (0, [PASSING[2]["query"]])
+    assert report.warnings == [report.quality["warning"]] and "checked no golden query" in report.warnings[0]
+    record = gated.catalog.get_build(report.build_id or 0)
+    assert record is not None and record.report["warnings"] == report.warnings
+    assert record.to_dict()["quality"]["warning"] == report.warnings[0]
+    print_build_report(report)
+    assert "warning: the quality gate checked no golden query" in capsys.readouterr().out
+
+
+def test_a_gate_that_checked_queries_has_no_warning(gated: Indexer) -> None:
+    report = gated.build()
+    assert report.warnings == [] and report.quality is not None and report.quality["warning"] is None
 
 
 def test_the_gate_can_be_switched_off(gated: Indexer) -> None:

@@ -83,7 +83,7 @@ def test_real_vectors_are_unit_length_float32(built: tuple[Indexer, Searcher]) -
     assert vectors.dtype.name == "float32" and vectors.shape == (10, 384)
     assert abs(float((vectors**2).sum(axis=1).min()) - 1.0) < 1e-4
     assert searcher.reader.manifest.model_id == "sentence-transformers/all-MiniLM-L6-v2"
-    assert [e["model_id"] for e in searcher.reader.manifest.encoders] == [
+    assert [e.model_id for e in searcher.reader.manifest.encoders] == [
         "sentence-transformers/all-MiniLM-L6-v2",
         "google/universal-sentence-encoder-multilingual-3",
         "intfloat/multilingual-e5-small",

@@ -43,7 +43,7 @@ def _indexed(
             indexer.ingest(text.encode(), name, DocumentMetadata(language=language))
         report = indexer.build()
         encoders = 1 + len(multilingual)
-        assert report.passages == 4 and report.passages_embedded == 4 * encoders, "every passage, every encoder"
+        assert (report.passages, report.passages_embedded, report.vectors_embedded) == (4, 4, 4 * encoders)
         reader = open_published(settings.data_dir)
         assert reader is not None
         try:
@@ -63,9 +63,9 @@ def built(settings: ApiSettings) -> Iterator[tuple[Indexer, Searcher]]:
 def test_the_manifest_lists_both_encoders_with_their_languages(built: tuple[Indexer, Searcher]) -> None:
     _, searcher = built
     encoders = searcher.reader.manifest.encoders
-    assert [(e["model_id"], e["file"], e["languages"]) for e in encoders] == [
-        ("hash-256-en", "dense.faiss", ["en"]),
-        ("hash-128-en-es-zh", "dense-1.faiss", ["en", "es", "zh"]),
+    assert [(e.model_id, e.file, e.languages) for e in encoders] == [
+        ("hash-256-en", "dense.faiss", ("en",)),
+        ("hash-128-en-es-zh", "dense-1.faiss", ("en", "es", "zh")),
     ]
 
 

@@ -17,6 +17,7 @@ TRIGGERS = (TRIGGER_CLI, TRIGGER_SCHEDULE, TRIGGER_SOON, TRIGGER_ADMIN)
 BUILD_QUEUED, BUILD_RUNNING = "queued", "running"
 BUILD_PUBLISHED, BUILD_FAILED, BUILD_REJECTED = "published", "failed", "rejected"
 BUILD_ALREADY_RUNNING, BUILD_INTERRUPTED = "already_running", "interrupted"
+BUILD_UNCHANGED = "unchanged"  # the build found the published generation's content again and published nothing
 
 # Counts of a build's report, shown in listings of build records.
 _BUILD_COUNTS = (
@@ -181,7 +182,7 @@ class Builds:
         )
         count = 0
         for (outcome,) in rows:
-            if outcome == BUILD_PUBLISHED:
+            if outcome in (BUILD_PUBLISHED, BUILD_UNCHANGED):
                 break
             count += 1
         return count

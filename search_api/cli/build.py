@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from indexer.catalog import BUILD_REJECTED, TRIGGER_CLI, TRIGGERS, Catalog
+from indexer.catalog import BUILD_REJECTED, BUILD_UNCHANGED, TRIGGER_CLI, TRIGGERS, Catalog
 from indexer.diskspace import InsufficientSpaceError
 from indexer.embedding import UnknownModelError, load_embedders
 from indexer.generation import (
@@ -28,20 +28,24 @@ from search_api.settings import ApiSettings
 
 def print_build_report(report: BuildReport) -> None:
     """Counts, rates and failures of a build, for people."""
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}")
     if report.outcome == BUILD_REJECTED and report.quality is not None:
         print_rejection(report.quality)
         return
     embed_seconds = report.seconds.get("embed", 0.0)
-    rate = report.passages_embedded / embed_seconds if embed_seconds and report.passages_embedded else 0.0
+    rate = report.vectors_embedded / embed_seconds if embed_seconds and report.vectors_embedded else 0.0
+    done = "nothing changed: still serving" if report.outcome == BUILD_UNCHANGED else "published"
     typer.echo(
-        f"published {report.generation_id}: {report.documents_indexed} documents, {report.passages} passages "
-        f"({report.passages_embedded} embedded now at {rate:.1f}/s), {report.documents_extracted} extracted, "
-        f"{len(report.failures)} failed, {report.seconds.get('total', 0):.1f}s"
+        f"{done} {report.generation_id}: {report.documents_indexed} documents, {report.passages} passages "
+        f"({report.passages_embedded} embedded now, {report.vectors_embedded} vectors at {rate:.1f}/s), "
+        f"{report.documents_extracted} extracted, {len(report.failures)} failed, {report.seconds.get('total', 0):.1f}s"
     )
-    typer.echo(
-        f"  build {report.build_id} ({report.trigger}): {report.documents_added} documents added, "
-        f"{report.documents_changed} changed, {report.documents_deleted} deleted since the last generation"
-    )
+    if report.outcome != BUILD_UNCHANGED:
+        typer.echo(
+            f"  build {report.build_id} ({report.trigger}): {report.documents_added} documents added, "
+            f"{report.documents_changed} changed, {report.documents_deleted} deleted since the last generation"
+        )
     for failure in report.failures:
         typer.echo(f"  failed {failure.document_id} {failure.filename}: {failure.reason}: {failure.message}")
 

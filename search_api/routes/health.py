@@ -53,7 +53,7 @@ def ready(service: ServiceDep) -> ReadyOut:
         reason = service.problem or "no index generation has been published yet; run a build"
         raise ApiError(503, "not_ready", reason)
     manifest = searcher.reader.manifest
-    models = [str(encoder["model_id"]) for encoder in manifest.encoders] or [manifest.model_id]
+    models = [encoder.model_id for encoder in manifest.encoders]
     return ReadyOut(
         status="ready",
         generation=manifest.generation_id,

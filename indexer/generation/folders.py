@@ -1,16 +1,8 @@
-"""The index generation format: the one contract between the indexer (writes) and the search API (reads).
+"""Generation folders on disk: building one under a temporary name, verifying, publishing, retention.
 
-A generation is an immutable folder `<data_dir>/generations/<id>/` holding
-- `manifest.json`: format version, model id/version/dimension, counts, index type, parameters, the catalog
-  state it was built from, and the sha256 of every other file;
-- `dense.faiss`, `dense-1.faiss`, ...: the vectors of each encoder listed in the manifest (row i = passage i),
-  exact or approximate by corpus size (`indexer/dense.py`; the manifest's encoder entry says which);
-- `passages.sqlite3`: the passage table (row -> text, provenance) and the documents it cites;
-- `lexical/`: the BM25 index over the same rows.
-The published generation is named by the pointer file `<data_dir>/generations/CURRENT`, replaced atomically.
-`<data_dir>/generations/PUBLISHED` lists the generations ever published: retention keeps the newest of those, and
-a folder that was never published (a build killed before its pointer switch, a build the quality gate rejected)
-is a leftover that the next build removes.
+Retention keeps the newest of the generations ever published (`PUBLISHED`); a folder that was never published
+(a build killed before its pointer switch, a build the quality gate rejected) is a leftover that the next build
+removes.
 """
 
 from __future__ import annotations
@@ -20,88 +12,25 @@ import json
 import os
 import secrets
 import shutil
-import sqlite3
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from indexer.generation.contract import (
+    DENSE_FILE,
+    HISTORY_FILE,
+    LEXICAL_DIR,
+    MANIFEST_FILE,
+    PASSAGES_FILE,
+    POINTER_FILE,
+    GenerationError,
+    Manifest,
+)
 from indexer.store import fsync_dir, write_durably
 
-FORMAT_VERSION = 1
-MANIFEST_FILE = "manifest.json"
-DENSE_FILE = "dense.faiss"
-PASSAGES_FILE = "passages.sqlite3"
-LEXICAL_DIR = "lexical"
-POINTER_FILE = "CURRENT"
-HISTORY_FILE = "PUBLISHED"
 _BUILDING_SUFFIX = ".building"
 _TEMP_PREFIX = ".tmp-"  # write_durably's temp files: a process killed mid-write leaves one behind
-
-PASSAGE_SCHEMA = """
-CREATE TABLE passages (
-    row INTEGER PRIMARY KEY,
-    passage_id TEXT NOT NULL,
-    document_id TEXT NOT NULL,
-    ordinal INTEGER NOT NULL,
-    page INTEGER,
-    heading TEXT NOT NULL,
-    char_start INTEGER NOT NULL,
-    char_end INTEGER NOT NULL,
-    language TEXT,
-    text TEXT NOT NULL
-);
-CREATE TABLE documents (
-    document_id TEXT PRIMARY KEY,
-    title TEXT,
-    filename TEXT NOT NULL,
-    media_type TEXT,
-    page_count INTEGER,
-    language TEXT,
-    metadata TEXT NOT NULL,
-    near_duplicates TEXT NOT NULL
-);
-CREATE INDEX passages_passage_id ON passages(passage_id);
-"""
-
-
-class GenerationError(Exception):
-    """A generation that is missing, incomplete or does not match its manifest."""
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What a generation holds and how it was made."""
-
-    generation_id: str
-    created_at: str
-    model_id: str
-    model_version: str
-    dimension: int
-    passage_count: int
-    document_count: int
-    index_type: str
-    files: dict[str, str] = field(default_factory=dict)
-    encoders: list[dict[str, Any]] = field(default_factory=list)
-    catalog_state: dict[str, Any] = field(default_factory=dict)
-    parameters: dict[str, Any] = field(default_factory=dict)
-    format_version: int = FORMAT_VERSION
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        """Parse a manifest, refusing unknown format versions."""
-        if data.get("format_version") != FORMAT_VERSION:
-            raise GenerationError(f"unsupported generation format {data.get('format_version')!r}")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise GenerationError(f"malformed manifest: {exc}") from exc
-
-
-def dense_file(position: int) -> str:
-    """The dense index file of the encoder at `position` in the manifest's list (0: the primary encoder)."""
-    return DENSE_FILE if position == 0 else f"dense-{position}.faiss"
 
 
 def file_sha256(path: Path) -> str:
@@ -130,29 +59,17 @@ def start_generation(root: Path, generation_id: str) -> Path:
     return folder
 
 
-def write_passage_table(path: Path, passages: Iterable[tuple[Any, ...]], documents: Iterable[tuple[Any, ...]]) -> None:
-    """Write the passage table: rows in vector order, and the documents they belong to."""
-    db = sqlite3.connect(path)
-    try:
-        db.executescript(PASSAGE_SCHEMA)
-        db.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", passages)
-        db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)", documents)
-        db.commit()
-    finally:
-        db.close()
-
-
 def finish_generation(folder: Path, manifest: Manifest) -> Path:
     """Checksum the files, write the manifest, fsync everything and give the folder its final name."""
     paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_FILE)
     files = {p.relative_to(folder).as_posix(): file_sha256(p) for p in paths}
-    manifest = Manifest(**{**asdict(manifest), "files": files})
+    manifest = replace(manifest, files=files)
     for path in paths:
         with path.open("rb") as handle:
             os.fsync(handle.fileno())
     for sub in {p.parent for p in paths}:
         fsync_dir(sub)
-    write_durably(folder / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2, ensure_ascii=False).encode())
+    write_durably(folder / MANIFEST_FILE, json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False).encode())
     final = folder.with_name(manifest.generation_id)
     os.replace(folder, final)
     fsync_dir(final.parent)
@@ -173,7 +90,8 @@ def read_manifest(folder: Path) -> Manifest:
 def verify_generation(folder: Path) -> Manifest:
     """Check every file against the manifest's sha256; raises GenerationError on any difference."""
     manifest = read_manifest(folder)
-    for required in (DENSE_FILE, PASSAGES_FILE, f"{LEXICAL_DIR}/size"):
+    encoder_files = [e.file for e in manifest.encoders]
+    for required in dict.fromkeys((DENSE_FILE, *encoder_files, PASSAGES_FILE, f"{LEXICAL_DIR}/size")):
         if required not in manifest.files:
             raise GenerationError(f"{folder.name}: manifest lists no {required}")
     for name, expected in manifest.files.items():
