@@ -87,7 +87,7 @@ class SearchFilters:
         if self.viewer is not None:
             assert self.access is not None
             cache = self.access_cache
-            arrays = cache.arrays(documents, self.access) if cache else _AccessArrays(documents, self.access)
+            arrays = _AccessArrays(documents, self.access) if cache is None else cache.arrays(documents, self.access)
             masks.append(arrays.visible_to(self.viewer))
         if not masks:
             return None
@@ -136,6 +136,9 @@ class AccessCache:
         self._entries: dict[tuple[int, int], tuple[Sequence[DocumentInfo], Mapping[str, DocumentAccess], _AccessArrays]]
         self._entries = {}
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def arrays(self, documents: Sequence[DocumentInfo], access: Mapping[str, DocumentAccess]) -> _AccessArrays:
         """The arrays for these documents and this catalog state, built once and reused by every query until the
