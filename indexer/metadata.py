@@ -13,12 +13,18 @@ from indexer.text import normalise_text
 
 RESOURCE_TYPES = ("practice_report", "teaching_resource", "syllabus", "slides", "dataset", "other")
 VISIBILITIES = ("public", "alliance", "member")
+MEMBER_VISIBILITY = VISIBILITIES[2]
+# The closed vocabularies and the bounds of the fields: validation here, and forms and schemas derived from them.
+CHOICES: Mapping[str, tuple[str, ...]] = {"resource_type": RESOURCE_TYPES, "visibility": VISIBILITIES}
+YEARS = (1900, 2100)
 _LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
 _MAX_TEXT = 500
 
 
 class MetadataError(ValueError):
     """Metadata that does not follow the schema; the message names the field."""
+
+    code = "invalid_metadata"
 
 
 @dataclass(frozen=True)
@@ -77,8 +83,8 @@ def _year(value: Any) -> int | None:
         year = int(value)
     except (TypeError, ValueError, OverflowError):
         raise MetadataError(f"year: expected a whole number, got {value!r}") from None
-    if not 1900 <= year <= 2100:
-        raise MetadataError(f"year: {year} is outside 1900-2100")
+    if not YEARS[0] <= year <= YEARS[1]:
+        raise MetadataError(f"year: {year} is outside {YEARS[0]}-{YEARS[1]}")
     return year
 
 
@@ -112,16 +118,24 @@ def parse_metadata(raw: Mapping[str, Any]) -> DocumentMetadata:
         title=_text("title", raw.get("title")),
         member=_text("member", raw.get("member")),
         authors=_text_list("authors", raw.get("authors")),
-        resource_type=_choice("resource_type", raw.get("resource_type"), RESOURCE_TYPES, "other"),
+        resource_type=_choice("resource_type", raw.get("resource_type"), CHOICES["resource_type"], "other"),
         language=_language(raw.get("language")),
         year=_year(raw.get("year")),
         licence=_text("licence", raw.get("licence")),
         tags=tuple(dict.fromkeys(t.lower() for t in _text_list("tags", raw.get("tags")))),
         discipline=_text("discipline", raw.get("discipline")),
         level=_text("level", raw.get("level")),
-        visibility=_choice("visibility", raw.get("visibility"), VISIBILITIES, "public"),
+        visibility=_choice("visibility", raw.get("visibility"), CHOICES["visibility"], "public"),
         translation_group=_text("translation_group", raw.get("translation_group")),
     )
+
+
+def check_owned(metadata: DocumentMetadata) -> DocumentMetadata:
+    """The metadata of a contribution, which must name its member when only that member may see it (otherwise
+    nobody but an admin ever could); MetadataError if not."""
+    if metadata.visibility == MEMBER_VISIBILITY and metadata.member is None:
+        raise MetadataError("visibility: 'member' needs the document's member")
+    return metadata
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from search_api.observability import RequestMiddleware
 from search_api.operations.buildrunner import BuildRunner
 from search_api.operations.scheduler import BuildScheduler
 from search_api.routes import admin, documents, health, search
-from search_api.service import SearchService
+from search_api.services.generations import SearchService
 from search_api.settings import ApiSettings
 
 STATIC = Path(__file__).resolve().parent / "static"

@@ -12,18 +12,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from indexer.access import ANONYMOUS, Viewer
 from indexer.catalog import KeyHolder
 from search_api.deps import ServiceDep
-from search_api.errors import ApiError
+from search_api.services.callers import authenticate, viewer_of
+from search_api.services.errors import Forbidden, Unauthorized
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer msk_...`.")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key, as an alternative header.")
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
-
-
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthorized", message, headers=_CHALLENGE)
+__all__ = ["AdminCaller", "MemberCaller", "OptionalCaller", "presented_key", "viewer_of"]
 
 
 def presented_key(request: Request) -> str | None:
@@ -47,9 +43,7 @@ def optional_caller(
     token = presented_key(request)
     if token is None:
         return None
-    holder = service.catalog.authenticate(token)
-    if holder is None:
-        raise _unauthorized("the API key is invalid, revoked or belongs to a disabled member")
+    holder = authenticate(service.catalog, token)
     request.state.api_key_prefix = holder.prefix  # for logs and rate limits: the id, never the secret
     return holder
 
@@ -57,20 +51,15 @@ def optional_caller(
 def require_member(caller: Annotated[KeyHolder | None, Depends(optional_caller)]) -> KeyHolder:
     """A valid key (a member's or an admin's); 401 without one."""
     if caller is None:
-        raise _unauthorized("this route needs an API key: send `Authorization: Bearer <key>`")
+        raise Unauthorized("this route needs an API key: send `Authorization: Bearer <key>`")
     return caller
 
 
 def require_admin(caller: Annotated[KeyHolder, Depends(require_member)]) -> KeyHolder:
     """An admin key; 401 without a valid key, 403 for a member's key."""
     if not caller.admin:
-        raise ApiError(403, "forbidden", "this route needs an admin key")
+        raise Forbidden("this route needs an admin key")
     return caller
-
-
-def viewer_of(caller: KeyHolder | None) -> Viewer:
-    """What a caller may read."""
-    return ANONYMOUS if caller is None else caller.viewer
 
 
 OptionalCaller = Annotated[KeyHolder | None, Depends(optional_caller)]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from search_api.service import SearchService
+from search_api.services.generations import SearchService
 from search_api.settings import ApiSettings
 
 

@@ -1,4 +1,9 @@
-"""API errors: typed exceptions, mapped to HTTP in one place with the body {"error": {"code", "message"}}."""
+"""API errors: domain errors and HTTP-only ones, mapped to HTTP in one place with the body
+{"error": {"code", "message"}}.
+
+A domain error (see search_api/services/errors.py) answers the status of its kind, with its own code; the CLI
+maps the same kinds to exit codes (search_api/cli/common.py).
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,29 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from search_api.schemas import ErrorOut
+from search_api.services.errors import DOMAIN_ERRORS, ErrorKind, describe
 
 logger = logging.getLogger(__name__)
 
 
+# The HTTP status of each kind of domain error; every kind has one.
+HTTP_STATUS: dict[ErrorKind, int] = {
+    ErrorKind.INVALID: 422,
+    ErrorKind.UNAUTHORIZED: 401,
+    ErrorKind.FORBIDDEN: 403,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.REFUSED: 409,
+    ErrorKind.TOO_LARGE: 413,
+    ErrorKind.UNSUPPORTED: 415,
+    ErrorKind.NOT_READY: 503,
+    ErrorKind.NO_SPACE: 507,
+    ErrorKind.MISCONFIGURED: 503,
+}
+_HEADERS = {ErrorKind.UNAUTHORIZED: {"WWW-Authenticate": "Bearer"}}
+
+
 class ApiError(Exception):
-    """An error a client should see, with its HTTP status and a stable code."""
+    """An error only HTTP knows (the body's type, the rate limit...), with its status and a stable code."""
 
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -107,6 +129,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers)
+
+    async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+        info = describe(exc)
+        if info is None:  # an OSError that is not a full disk: a bug, answered by the catch-all below
+            raise exc
+        status = HTTP_STATUS[info.kind]
+        return JSONResponse(error_body(info.code, info.message), status_code=status, headers=_HEADERS.get(info.kind))
+
+    for error_type in DOMAIN_ERRORS:
+        app.add_exception_handler(error_type, _domain_error)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

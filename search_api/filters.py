@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -31,9 +31,11 @@ class SearchFilters:
     year_to: int | None = None
     visibilities: tuple[str, ...] = ()
     # Access: with a viewer, only documents that `access` (the catalog now) shows as live and visible to it pass.
-    # No viewer: no access check (the CLI and evaluation read everything).
+    # No viewer: no access check (evaluation and the quality gate read everything).
     viewer: Viewer | None = None
     access: Mapping[str, DocumentAccess] | None = None
+    # Where the generation being searched keeps its access arrays between queries; None: built for this query.
+    access_cache: AccessCache | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.viewer is not None and self.access is None:
@@ -63,9 +65,12 @@ class SearchFilters:
             and (not self.visibilities or document.visibility in self.visibilities)
         )
 
-    def for_viewer(self, viewer: Viewer, access: Mapping[str, DocumentAccess]) -> SearchFilters:
-        """These filters, restricted to what `viewer` may see according to the catalog's `access` table."""
-        return replace(self, viewer=viewer, access=access)
+    def for_viewer(
+        self, viewer: Viewer, access: Mapping[str, DocumentAccess], cache: AccessCache | None = None
+    ) -> SearchFilters:
+        """These filters, restricted to what `viewer` may see according to the catalog's `access` table (`cache`:
+        the searched generation's, so the table is turned into arrays once per catalog state, not per query)."""
+        return replace(self, viewer=viewer, access=access, access_cache=cache)
 
     def visible(self, document_id: str) -> bool:
         """Whether the viewer may see a document at all (live in the catalog and visible to it)."""
@@ -81,7 +86,9 @@ class SearchFilters:
             masks.append(np.fromiter(map(self._matches_metadata, documents), dtype=bool, count=len(documents)))
         if self.viewer is not None:
             assert self.access is not None
-            masks.append(_access_arrays(documents, self.access).visible_to(self.viewer))
+            cache = self.access_cache
+            arrays = _AccessArrays(documents, self.access) if cache is None else cache.arrays(documents, self.access)
+            masks.append(arrays.visible_to(self.viewer))
         if not masks:
             return None
         mask = np.logical_and.reduce(masks) if len(masks) > 1 else masks[0]
@@ -117,22 +124,33 @@ class _AccessArrays:
         return self.live & allowed
 
 
-_CACHE_SIZE = 4
-_cache: dict[tuple[int, int], tuple[Sequence[DocumentInfo], Mapping[str, DocumentAccess], _AccessArrays]] = {}
-_cache_lock = threading.Lock()
+class AccessCache:
+    """The access arrays of one generation's documents for the last few catalog states; it lives (and goes) with
+    the generation it belongs to.
 
+    A catalog state is a `document_access()` table, replaced and never mutated when the catalog changes, so its
+    identity is the key; an entry holds its table alive, so the identity is not reused while cached."""
 
-def _access_arrays(documents: Sequence[DocumentInfo], access: Mapping[str, DocumentAccess]) -> _AccessArrays:
-    """The arrays for one generation and one catalog state, built once and reused by every query until either
-    changes (both are replaced, never mutated, so their identity is the key; the entry holds them alive)."""
-    key = (id(documents), id(access))
-    with _cache_lock:
-        entry = _cache.get(key)
-        if entry is not None:
-            return entry[2]
-    arrays = _AccessArrays(documents, access)
-    with _cache_lock:
-        while len(_cache) >= _CACHE_SIZE:
-            _cache.pop(next(iter(_cache)))
-        _cache[key] = (documents, access, arrays)
-    return arrays
+    def __init__(self, size: int = 4) -> None:
+        self._size = size
+        self._entries: dict[tuple[int, int], tuple[Sequence[DocumentInfo], Mapping[str, DocumentAccess], _AccessArrays]]
+        self._entries = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def arrays(self, documents: Sequence[DocumentInfo], access: Mapping[str, DocumentAccess]) -> _AccessArrays:
+        """The arrays for these documents and this catalog state, built once and reused by every query until the
+        catalog changes."""
+        key = (id(documents), id(access))
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                return entry[2]
+        arrays = _AccessArrays(documents, access)
+        with self._lock:
+            while len(self._entries) >= self._size:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[key] = (documents, access, arrays)
+        return arrays

@@ -12,7 +12,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from indexer.generation import Manifest
-from search_api.service import SearchService
+from search_api.services.generations import SearchService
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from indexer.catalog import Catalog
+from indexer.embedding import HashEmbedder
+from indexer.metadata import DocumentMetadata
+from indexer.pipeline import Indexer
 from search_api.cli import app
+from search_api.settings import ApiSettings
 from tests.conftest import make_pdf
 
 runner = CliRunner()
@@ -161,3 +166,70 @@ def test_documents_show_gives_status_reason_and_provenance(tmp_path: Path, docs:
 def test_a_missing_config_file_is_a_clear_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["documents", "list"], env={"MOOCSEARCH_CONFIG": str(tmp_path / "nope.toml")})
     assert result.exit_code == 2 and "nope.toml" in result.stderr
+
+
+# `moocsearch search` answers as the API does: as an anonymous reader unless given a key.
+BUDGET = "Xylophone marmalade budget of the engineering department."
+RUBRICS = "Peer assessment rubrics calibrate reviewers in large courses."
+
+
+@pytest.fixture
+def shared(settings: ApiSettings, embedder: HashEmbedder) -> tuple[ApiSettings, dict[str, str], dict[str, str]]:
+    """A published generation with a public and a Tsinghua-only document, and keys of two members."""
+    indexer = Indexer(settings, embedder)
+    ids = {}
+    for name, text, visibility in (("public", RUBRICS, "public"), ("tsinghua_only", BUDGET, "member")):
+        metadata = DocumentMetadata(member="Tsinghua University", visibility=visibility, language="en", title=name)
+        ids[name] = indexer.ingest(text.encode(), f"{name}.txt", metadata).document.id
+    indexer.build()
+    indexer.close()
+    catalog = Catalog(settings.data_dir / "catalog.sqlite3")
+    catalog.add_member("tsinghua", "Tsinghua University")
+    catalog.add_member("nairobi", "University of Nairobi")
+    keys = {member: catalog.create_key(member)[1] for member in ("tsinghua", "nairobi")}
+    catalog.close()
+    return settings, ids, keys
+
+
+def _found(data_dir: Path, query: str, env: dict[str, str] | None = None, *options: str) -> list[str]:
+    args = ["--data-dir", str(data_dir), "--model", "hash-256", "search", query, "--json", *options]
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 0, result.stderr
+    return [h["document_id"] for h in json.loads(result.stdout)["hits"]]
+
+
+def test_search_leaves_out_a_document_deleted_since_the_build(shared: tuple) -> None:
+    settings, ids, _ = shared
+    assert _found(settings.data_dir, RUBRICS)[:1] == [ids["public"]]
+    code, _, err = _run(settings.data_dir, "documents", "delete", ids["public"])
+    assert code == 0, err
+    assert ids["public"] not in _found(settings.data_dir, RUBRICS)
+
+
+def test_search_shows_a_member_only_document_to_that_member_alone(shared: tuple) -> None:
+    settings, ids, keys = shared
+    doc = ids["tsinghua_only"]
+    assert doc not in _found(settings.data_dir, BUDGET)
+    assert doc not in _found(settings.data_dir, BUDGET, None, "--key", keys["nairobi"])
+    assert _found(settings.data_dir, BUDGET, None, "--key", keys["tsinghua"])[:1] == [doc]
+    assert _found(settings.data_dir, BUDGET, {"MOOCSEARCH_API_KEY": keys["tsinghua"]})[:1] == [doc]
+
+
+def test_more_like_a_hidden_passage_is_not_found_anonymously(shared: tuple) -> None:
+    settings, _, keys = shared
+    args = ["--data-dir", str(settings.data_dir), "--model", "hash-256", "search"]
+    found = runner.invoke(app, [*args, BUDGET, "--json", "--key", keys["tsinghua"]])
+    passage = json.loads(found.stdout)["hits"][0]["passage_id"]
+    assert runner.invoke(app, [*args, "--like", passage, "--key", keys["tsinghua"]]).exit_code == 0
+    hidden = runner.invoke(app, [*args, "--like", passage])
+    assert hidden.exit_code == 1 and f"no passage {passage}" in hidden.stderr
+
+
+def test_search_with_an_invalid_key_is_a_clear_error(shared: tuple) -> None:
+    settings, _, _ = shared
+    args = ["--data-dir", str(settings.data_dir), "--model", "hash-256", "search", RUBRICS]
+    for key in ("msk_nope_0000", "not a key"):
+        result = runner.invoke(app, [*args, "--key", key])
+        assert result.exit_code == 2 and "API key is invalid" in result.stderr
+    result = runner.invoke(app, args, env={"MOOCSEARCH_API_KEY": "msk_nope_0000"})
+    assert result.exit_code == 2 and "API key is invalid" in result.stderr

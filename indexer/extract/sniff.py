@@ -1,10 +1,15 @@
-"""Decide a document's type from its bytes; the file name only tells Markdown from plain text."""
+"""Decide a document's type from its bytes; the file name only tells Markdown from plain text.
+
+A name or a declared type can still lie about the bytes: `claimed_type_conflict` says when one claims another
+family (a `.pdf` that is a DOCX), so a contribution is refused instead of being stored under a false type.
+"""
 
 from __future__ import annotations
 
 import io
 import re
 import zipfile
+from pathlib import PurePosixPath
 
 from indexer.extract.model import (
     DOCX,
@@ -23,6 +28,21 @@ _HTML_START_RE = re.compile(
 _MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown")
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 _ESCAPED_BYTE_RE = re.compile("[\udc80-\udcff]")
+
+# Type families that a name or a declared type may claim: a claim from another family than the bytes' is a lie.
+# Markup and text are one family: an HTML page saved as .txt is still text.
+_FAMILY = {PDF: "pdf", DOCX: "docx", PPTX: "pptx", HTML: "text", MARKDOWN: "text", TEXT: "text"}
+_SUFFIX_TYPES = {
+    ".pdf": PDF,
+    ".docx": DOCX,
+    ".pptx": PPTX,
+    ".html": HTML,
+    ".htm": HTML,
+    ".md": MARKDOWN,
+    ".markdown": MARKDOWN,
+    ".txt": TEXT,
+}
+SUPPORTED_HINT = "send PDF, DOCX, PPTX, HTML, Markdown or text"
 
 
 def _zip_type(data: bytes) -> str | None:
@@ -85,3 +105,30 @@ def sniff_media_type(data: bytes, filename: str = "") -> str:
     if decode_text(data) is not None:
         return MARKDOWN if filename.lower().endswith(_MARKDOWN_SUFFIXES) else TEXT
     raise ExtractionError(UNSUPPORTED_TYPE, "binary data of a type that is not supported")
+
+
+def claimed_type_conflict(media_type: str, filename: str, declared: str | None) -> str | None:
+    """Why the file name or the declared type (a Content-Type) contradicts the bytes' `media_type`, or None.
+
+    Only claims of a known type count: an unknown suffix or type claims nothing."""
+    claims = {
+        "file name": _SUFFIX_TYPES.get(PurePosixPath(filename.replace("\\", "/")).suffix.lower()),
+        "declared type": (declared or "").split(";")[0].strip().lower(),
+    }
+    for source, claimed in claims.items():
+        if claimed in _FAMILY and _FAMILY[claimed] != _FAMILY[media_type]:
+            return f"the {source} says {claimed} but the bytes are {media_type}"
+    return None
+
+
+def sniff_claimed_type(data: bytes, filename: str, declared: str | None) -> str:
+    """The type of contributed bytes; ExtractionError(unsupported_type) for an unsupported type, or for one that
+    the name or the declared type contradicts."""
+    try:
+        media_type = sniff_media_type(data, filename)
+    except ExtractionError as exc:
+        raise ExtractionError(exc.reason, f"{exc.message}; {SUPPORTED_HINT}") from None
+    conflict = claimed_type_conflict(media_type, filename, declared)
+    if conflict is not None:
+        raise ExtractionError(UNSUPPORTED_TYPE, conflict)
+    return media_type

@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from indexer.access import key_prefix
-from indexer.catalog import AccountError, Catalog
-from search_api.cli.common import JsonOpt, app, emit, fail, settings
+from indexer.catalog import Catalog
+from search_api.cli.common import JsonOpt, app, emit, fail, reported, settings
 
 members_app = typer.Typer(help="Member institutions of the alliance.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys of members and operators (shown once, stored hashed).", no_args_is_help=True)
@@ -21,12 +21,11 @@ app.add_typer(keys_app, name="keys")
 
 @contextmanager
 def _catalog() -> Iterator[Catalog]:
-    """The catalog of the configured data directory; account errors become CLI errors."""
+    """The catalog of the configured data directory; account errors become CLI errors (exit 1)."""
     catalog = Catalog(settings().data_dir / "catalog.sqlite3")
     try:
-        yield catalog
-    except AccountError as exc:
-        fail(str(exc))
+        with reported():
+            yield catalog
     finally:
         catalog.close()
 

@@ -1,18 +1,22 @@
 """Shared pieces of the `moocsearch` command: the Typer apps, settings, errors and JSON output.
 
-Exit codes: 0 ok, 1 error, 2 usage or configuration, 3 a build is already running, 4 the quality gate rejected
-the new generation (the published one keeps serving), 5 not enough disk space for a build.
+Exit codes: 0 ok, 1 error, 2 usage or configuration (an invalid API key included), 3 a build is already running,
+4 the quality gate rejected the new generation (the published one keeps serving), 5 not enough disk space.
+Domain errors get the code of their kind (`EXIT_CODES`), as the API gives them the status of their kind.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
+from search_api.services.errors import DOMAIN_ERRORS, ErrorKind, describe
 from search_api.settings import ApiSettings
 
 app = typer.Typer(
@@ -25,8 +29,24 @@ documents_app = typer.Typer(help="Inspect and delete documents in the catalog.",
 app.add_typer(index_app, name="index")
 app.add_typer(documents_app, name="documents")
 
+EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_REJECTED = 4
 EXIT_NO_SPACE = 5
+
+# The exit code of each kind of domain error; every kind has one (as every kind has an HTTP status).
+EXIT_CODES: dict[ErrorKind, int] = {
+    ErrorKind.INVALID: EXIT_USAGE,
+    ErrorKind.UNAUTHORIZED: EXIT_USAGE,
+    ErrorKind.FORBIDDEN: EXIT_ERROR,
+    ErrorKind.NOT_FOUND: EXIT_ERROR,
+    ErrorKind.REFUSED: EXIT_ERROR,
+    ErrorKind.TOO_LARGE: EXIT_ERROR,
+    ErrorKind.UNSUPPORTED: EXIT_ERROR,
+    ErrorKind.NOT_READY: EXIT_ERROR,
+    ErrorKind.NO_SPACE: EXIT_NO_SPACE,
+    ErrorKind.MISCONFIGURED: EXIT_USAGE,
+}
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -47,6 +67,25 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print an error for people and exit."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def exit_code(exc: BaseException | None) -> int:
+    """The exit code for an error: its kind's for a domain error, 1 for anything else."""
+    info = None if exc is None else describe(exc)
+    return EXIT_ERROR if info is None else EXIT_CODES[info.kind]
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Report domain errors raised inside as `error: <message>` with the exit code of their kind; anything else
+    (a bug) goes on as a traceback."""
+    try:
+        yield
+    except DOMAIN_ERRORS as exc:
+        info = describe(exc)
+        if info is None:
+            raise
+        fail(info.message, EXIT_CODES[info.kind])
 
 
 def emit(data: Any) -> None:

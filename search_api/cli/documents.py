@@ -11,7 +11,7 @@ from indexer.catalog import DELETED, FAILED, INDEXED, PENDING, Document
 from indexer.ingest import IngestError, entries_for_paths
 from indexer.metadata import ManifestEntry, MetadataError, parse_metadata, read_manifest
 from indexer.pipeline import Indexer
-from search_api.cli.common import JsonOpt, app, documents_app, emit, fail, settings
+from search_api.cli.common import JsonOpt, app, documents_app, emit, fail, reported, settings
 
 STATUSES = (PENDING, INDEXED, FAILED, DELETED)
 
@@ -93,10 +93,8 @@ def ingest(
         "licence": licence,
         "tags": tag,
     }
-    try:
+    with reported():  # invalid metadata: exit 2
         entries = _manifest_entries(paths or [], manifest, {k: v for k, v in raw.items() if v is not None})
-    except MetadataError as exc:
-        fail(str(exc), code=2)
     indexer = Indexer(settings())
     try:
         refused = ingest_entries(indexer, entries, as_json)

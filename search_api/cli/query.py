@@ -6,12 +6,14 @@ from typing import Annotated, Any
 
 import typer
 
-from indexer.embedding import UnknownModelError
-from indexer.generation_reader import open_published
-from search_api.cli.common import JsonOpt, app, emit, fail, settings
-from search_api.factory import load_query_models, open_searcher
-from search_api.ranking.reranking import RerankerError
-from search_api.searcher import Hit, ModelMismatchError, UnknownPassageError, document_link
+from indexer.generation import generations_root, published_generation_id
+from search_api.cli.common import JsonOpt, app, emit, exit_code, fail, reported, settings
+from search_api.factory import load_query_models
+from search_api.searcher import Hit, SearchResult, document_link
+from search_api.services.callers import authenticate, viewer_of
+from search_api.services.generations import SearchService
+from search_api.services.search import search as search_as
+from search_api.services.search import similar
 
 
 @app.command()
@@ -22,28 +24,32 @@ def search(
     ] = None,
     k: Annotated[int, typer.Option("--k", "-k", min=1, max=1000, help="Number of hits.")] = 5,
     group: Annotated[bool, typer.Option("--per-document", help="Best passage per document.")] = False,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            envvar="MOOCSEARCH_API_KEY",
+            help="Search as this API key's member or admin (default: anonymously, public documents only).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ranked passages with citations from the published generation, for a query or like a passage."""
+    """Ranked passages with citations from the published generation, for a query or like a passage.
+
+    Answers as the API would: documents deleted since the build, and those the reader may not see, are left out."""
     config = settings()
     if (query is None) == (like is None):
         fail("give either a query or --like PASSAGE_ID", code=2)
     if query is not None and not query.strip():
         fail("the query is empty", code=2)
-    reader = open_published(config.data_dir)
-    if reader is None:
+    if published_generation_id(generations_root(config.data_dir)) is None:
         fail(f"nothing is published in {config.data_dir}; run `moocsearch index build` first")
-    try:
-        searcher = open_searcher(reader, config, load_query_models(config))
-    except (ModelMismatchError, UnknownModelError, RerankerError) as exc:
-        fail(str(exc), code=2)
-    if like is not None:
+    with reported():
+        service = SearchService(config, load_query_models(config))
         try:
-            result = searcher.similar(like.strip(), k=k, per_document=group)
-        except UnknownPassageError as exc:
-            fail(str(exc))
-    else:
-        result = searcher.search(query or "", k=k, per_document=group)
+            result = _ask(service, key, query, like, k, group)
+        finally:
+            service.close()
     hits = [_hit_dict(h) for h in result.hits]
     if as_json:
         asked = {"query": query} if like is None else {"like": like}
@@ -62,6 +68,20 @@ def search(
             typer.echo(f"    also in: {', '.join(str(t['language']) for t in h['also_in'])}")
     if not hits:
         typer.echo("no results")
+
+
+def _ask(
+    service: SearchService, key: str | None, query: str | None, like: str | None, k: int, per_document: bool
+) -> SearchResult:
+    """The service's answer, as the key's holder or an anonymous reader sees it."""
+    service.load_published()
+    if service.current is None:
+        fail(service.problem or "the published generation could not be opened", exit_code(service.refusal))
+    key = (key or "").strip()
+    viewer = viewer_of(authenticate(service.catalog, key) if key else None)
+    if like is not None:
+        return similar(service, viewer, like.strip(), k=k, per_document=per_document).result
+    return search_as(service, viewer, query or "", k=k, per_document=per_document).result
 
 
 def _hit_dict(hit: Hit) -> dict[str, Any]:

@@ -1,59 +1,34 @@
 """Documents: contributions (upload, list, show, edit, delete) and the original file a citation points to.
 
-Every read goes through the caller's visibility: a document the caller may not see answers 404, exactly like
-one that does not exist, so no route reveals its existence. Changes need the document's own member or an admin:
-another member gets 403 for a document it can see.
+Thin over search_api.services.documents and .contributions, which hold the policy: a document the caller may not
+see answers 404, exactly like one that does not exist; another member's document answers 403.
 """
 
 from __future__ import annotations
 
-import errno
-import json
-import logging
-import shutil
-from pathlib import PurePosixPath
+import dataclasses
+import typing
 from typing import Annotated, Any
 from urllib.parse import quote
-from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import UploadFile
 
-from indexer.access import MEMBER_ONLY, Viewer
-from indexer.catalog import DELETED, FAILED, PENDING, Document, DocumentQuery, KeyHolder
-from indexer.extract.model import DOCX, HTML, MARKDOWN, PDF, PPTX, TEXT, ExtractionError
-from indexer.extract.sniff import sniff_media_type
-from indexer.generation_reader import GenerationReader
-from indexer.ingest import IngestError, ingest_bytes
-from indexer.metadata import DocumentMetadata, MetadataError, parse_metadata
+from indexer.catalog import DocumentQuery
+from indexer.extract.model import HTML
+from indexer.metadata import CHOICES, YEARS, DocumentMetadata
 from search_api.auth import MemberCaller, OptionalCaller, viewer_of
 from search_api.deps import ServiceDep, SettingsDep
 from search_api.errors import ApiError
 from search_api.schemas import DocumentListOut, DocumentOut, DocumentPatch, ErrorOut, UploadOut
-from search_api.service import SearchService
-from search_api.settings import ApiSettings
+from search_api.services import contributions, documents
+from search_api.services.documents import DocumentView
 
-logger = logging.getLogger(__name__)
 router = APIRouter(tags=["documents"])
 
 DocumentId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="A document id (16 hex digits).")]
-PENDING_NOTE = "stored durably; it becomes searchable after the next index build"
-
-# Type families that a name or a declared type may claim: a claim from another family than the bytes' is a lie.
-_FAMILY = {PDF: "pdf", DOCX: "docx", PPTX: "pptx", HTML: "text", MARKDOWN: "text", TEXT: "text"}
-_SUFFIX_TYPES = {
-    ".pdf": PDF,
-    ".docx": DOCX,
-    ".pptx": PPTX,
-    ".html": HTML,
-    ".htm": HTML,
-    ".md": MARKDOWN,
-    ".markdown": MARKDOWN,
-    ".txt": TEXT,
-}
-_LIST_FIELDS = ("authors", "tags")
 
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "No API key, or an invalid, revoked or disabled one."},
@@ -80,85 +55,46 @@ _UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "No file, an empty file, or invalid metadata."},
     507: {"model": ErrorOut, "description": "The server is short of disk space; try again later."},
 }
-_UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "PDF, DOCX, PPTX, HTML, "
-                            "Markdown or plain text; the type is read from the bytes.",
-                        },
-                        "metadata": {"type": "string", "description": "Metadata as one JSON object (optional)."},
-                        "title": {"type": "string"},
-                        "authors": {"type": "string", "description": "Comma-separated, or repeat the field."},
-                        "resource_type": {
-                            "type": "string",
-                            "enum": ["practice_report", "teaching_resource", "syllabus", "slides", "dataset", "other"],
-                        },
-                        "language": {"type": "string", "description": "ISO 639-1 code.", "examples": ["en"]},
-                        "year": {"type": "integer", "minimum": 1900, "maximum": 2100},
-                        "licence": {"type": "string"},
-                        "tags": {"type": "string", "description": "Comma-separated, or repeat the field."},
-                        "discipline": {"type": "string"},
-                        "level": {"type": "string"},
-                        "visibility": {"type": "string", "enum": ["public", "alliance", "member"]},
-                        "translation_group": {"type": "string"},
-                        "member": {"type": "string", "description": "Admins only; a member's key sets it."},
-                    },
-                }
-            }
-        },
-    }
+# What the form's metadata fields say beyond their type, enum and bounds (which come from the metadata model).
+_FIELD_NOTES: dict[str, dict[str, Any]] = {
+    "language": {"description": "ISO 639-1 code.", "examples": ["en"]},
+    "member": {"description": "Admins only; a member's key sets it."},
 }
 
-_served_ids: WeakKeyDictionary[GenerationReader, frozenset[str]] = WeakKeyDictionary()
 
-
-def _served(service: SearchService) -> tuple[str | None, frozenset[str]]:
-    """The generation being served and the ids of the documents it holds."""
-    searcher = service.current_searcher
-    if searcher is None:
-        return None, frozenset()
-    reader = searcher.reader
-    ids = _served_ids.get(reader)
-    if ids is None:
-        ids = _served_ids[reader] = frozenset(d.id for d in reader.documents)
-    return reader.generation_id, ids
-
-
-def _visible(viewer: Viewer, document: Document) -> bool:
-    """Whether the viewer may know of the document (deleted ones: admins only)."""
-    if document.status == DELETED and not viewer.admin:
-        return False
-    return viewer.can_see(document.metadata.visibility, document.metadata.member)
-
-
-def _document_out(
-    document: Document, served: tuple[str | None, frozenset[str]], service: SearchService, viewer: Viewer
-) -> DocumentOut:
-    """The document as the viewer may know it: a near-duplicate link to a document it may not see is left out."""
-    generation, ids = served
-    linked = service.catalog.get_document(document.near_duplicate_of) if document.near_duplicate_of else None
-    near_duplicate_of = linked.id if linked is not None and _visible(viewer, linked) else None
-    searchable = document.status != DELETED and document.id in ids
-    if document.status == DELETED:
-        note = "deleted: left out of searches, and out of the index from the next build"
-    elif searchable:
-        note = f"searchable in generation {generation}"
-    elif document.status == FAILED:
-        note = f"not searchable: extraction failed ({document.reason})"
-    elif near_duplicate_of and document.status != PENDING:
-        note = "not shown: an older version of another document (near duplicate)"
+def _form_field(field: dataclasses.Field[Any], kind: Any) -> dict[str, Any]:
+    """One metadata field as a form field: a list is comma-separated text or a repeated field."""
+    if field.name == "year":
+        schema: dict[str, Any] = {"type": "integer", "minimum": YEARS[0], "maximum": YEARS[1]}
+    elif typing.get_origin(kind) is tuple:
+        schema = {"type": "string", "description": "Comma-separated, or repeat the field."}
     else:
-        note = "pending next build"
-    m = document.metadata
+        schema = {"type": "string"}
+    if field.name in CHOICES:
+        schema["enum"] = list(CHOICES[field.name])
+    return schema | _FIELD_NOTES.get(field.name, {})
+
+
+def _upload_body() -> dict[str, Any]:
+    """The multipart upload's OpenAPI request body, derived from DocumentMetadata's fields."""
+    kinds = typing.get_type_hints(DocumentMetadata)
+    fields = {f.name: _form_field(f, kinds[f.name]) for f in dataclasses.fields(DocumentMetadata)}
+    file = {
+        "type": "string",
+        "format": "binary",
+        "description": "PDF, DOCX, PPTX, HTML, Markdown or plain text; the type is read from the bytes.",
+    }
+    properties = {
+        "file": file,
+        "metadata": {"type": "string", "description": "Metadata as one JSON object (optional)."},
+        **fields,
+    }
+    schema = {"type": "object", "required": ["file"], "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+def _document_out(view: DocumentView) -> DocumentOut:
+    document, m = view.document, view.document.metadata
     return DocumentOut(
         id=document.id,
         filename=document.filename,
@@ -175,97 +111,13 @@ def _document_out(
         member=m.member,
         visibility=m.visibility,  # type: ignore[arg-type]
         metadata=m.to_dict(),
-        near_duplicate_of=near_duplicate_of,
-        generation=generation if searchable else None,
-        searchable=searchable,
-        note=note,
+        near_duplicate_of=view.near_duplicate_of,
+        generation=view.generation,
+        searchable=view.searchable,
+        note=view.note,
         created_at=document.created_at,
         updated_at=document.updated_at,
     )
-
-
-def _find(service: SearchService, viewer: Viewer, document_id: str) -> Document:
-    """The document if the viewer may see it; 404 alike for a missing and a hidden one."""
-    document = service.catalog.get_document(document_id)
-    if document is None or not _visible(viewer, document):
-        raise ApiError(404, "not_found", f"no document {document_id}")
-    return document
-
-
-def _find_changeable(service: SearchService, caller: KeyHolder, document_id: str) -> Document:
-    """The document if the caller may change it: 404 when it cannot see it, 403 when it is another member's."""
-    document = _find(service, caller.viewer, document_id)
-    if not caller.viewer.can_change(document.metadata.member):
-        raise ApiError(403, "forbidden", f"document {document_id} belongs to another member")
-    return document
-
-
-# Upload.
-
-
-def _check_disk(settings: ApiSettings) -> None:
-    """507 when the data directory's disk has less free space than the configured reserve."""
-    free = shutil.disk_usage(settings.data_dir).free
-    if free < settings.upload_min_free_mb * 1024 * 1024:
-        raise ApiError(507, "insufficient_storage", "the server is short of disk space and accepts no uploads for now")
-
-
-def _form_metadata(form: FormData) -> dict[str, Any]:
-    """Metadata fields of the form: an optional JSON `metadata` part, overridden by plain fields."""
-    raw: dict[str, Any] = {}
-    for key in dict.fromkeys(form.keys()):
-        if key == "file":
-            continue
-        values = form.getlist(key)
-        if not all(isinstance(v, str) for v in values):
-            raise ApiError(422, "invalid_metadata", f"{key}: expected a text field, got a file")
-        if key == "metadata":
-            try:
-                parsed = json.loads(str(values[-1]))
-            except json.JSONDecodeError as exc:
-                raise ApiError(422, "invalid_metadata", f"metadata: not valid JSON ({exc.msg})") from None
-            if not isinstance(parsed, dict):
-                raise ApiError(422, "invalid_metadata", "metadata: expected a JSON object")
-            raw = {**parsed, **raw}
-        elif key in _LIST_FIELDS and len(values) > 1:
-            raw[key] = list(values)
-        else:
-            raw[key] = values[-1]
-    return raw
-
-
-def _upload_metadata(raw: dict[str, Any], caller: KeyHolder) -> DocumentMetadata:
-    """Validated metadata; a member's key decides the `member` field, an admin's may set it."""
-    given = raw.get("member")
-    if not caller.admin and given is not None and str(given).casefold() != (caller.member_name or "").casefold():
-        raise ApiError(422, "invalid_metadata", "member: set from your API key; leave it out")
-    if caller.member_name is not None and (not caller.admin or given is None):
-        raw = {**raw, "member": caller.member_name}
-    try:
-        metadata = parse_metadata(raw)
-    except MetadataError as exc:
-        raise ApiError(422, "invalid_metadata", str(exc)) from None
-    if metadata.visibility == MEMBER_ONLY and metadata.member is None:
-        raise ApiError(422, "invalid_metadata", "visibility: 'member' needs the document's member")
-    return metadata
-
-
-def _sniff(data: bytes, filename: str, declared: str | None) -> str:
-    """The type of the bytes; 415 for an unsupported type or one the name or the declared type contradicts."""
-    try:
-        media_type = sniff_media_type(data, filename)
-    except ExtractionError as exc:
-        raise ApiError(
-            415, "unsupported_media_type", f"{exc.message}; send PDF, DOCX, PPTX, HTML, Markdown or text"
-        ) from None
-    claims = {
-        "file name": _SUFFIX_TYPES.get(PurePosixPath(filename.replace("\\", "/")).suffix.lower()),
-        "declared type": (declared or "").split(";")[0].strip().lower(),
-    }
-    for source, claimed in claims.items():
-        if claimed in _FAMILY and _FAMILY[claimed] != _FAMILY[media_type]:
-            raise ApiError(415, "unsupported_media_type", f"the {source} says {claimed} but the bytes are {media_type}")
-    return media_type
 
 
 @router.post(
@@ -273,7 +125,7 @@ def _sniff(data: bytes, filename: str, declared: str | None) -> str:
     status_code=201,
     response_model=UploadOut,
     responses=_UPLOAD_ERRORS,
-    openapi_extra=_UPLOAD_BODY,
+    openapi_extra=_upload_body(),
 )
 async def upload_document(
     request: Request, response: Response, service: ServiceDep, settings: SettingsDep, caller: MemberCaller
@@ -283,7 +135,7 @@ async def upload_document(
     Answers 201 only once the original is stored durably (fsynced, catalog row committed); the document becomes
     searchable after the next index build. Known bytes answer 200 with `duplicate_of` and store nothing.
     """
-    _check_disk(settings)
+    contributions.check_disk(settings)
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type", "send the upload as multipart/form-data")
@@ -292,57 +144,27 @@ async def upload_document(
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise ApiError(422, "invalid_request", "file: a file part named `file` is required")
-        metadata = _upload_metadata(_form_metadata(form), caller)
-        if upload.size is not None and upload.size > settings.max_file_bytes:
-            raise ApiError(413, "too_large", f"the file is over the limit of {settings.max_file_bytes} bytes")
+        fields = {key: form.getlist(key) for key in dict.fromkeys(form.keys()) if key != "file"}
+        metadata = contributions.upload_metadata(contributions.form_metadata(fields), caller)
+        contributions.check_size(settings, upload.size)
         data = await upload.read()
         filename, declared = upload.filename or "unnamed", upload.content_type
     finally:
         await form.close()  # the spooled temporary file goes now, whatever happened
-    if not data:
-        raise ApiError(422, "empty_file", "the file is empty")
-    media_type = _sniff(data, filename, declared)
-    try:
-        result = await run_in_threadpool(
-            ingest_bytes, service.store, service.catalog, data, filename, metadata, settings.max_file_bytes
-        )
-    except IngestError as exc:
-        raise ApiError(413 if exc.code == "too_large" else 422, exc.code, exc.message) from None
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise ApiError(507, "insufficient_storage", "the server ran out of disk space storing the file") from None
-        raise
-    document = result.document
-    outcome = "stored" if result.created else "duplicate"
-    logger.info("upload by member %s (key %s): %s %s", caller.member_id, caller.prefix, document.id, outcome)
-    if result.created:
-        return UploadOut(
-            id=document.id,
-            status=document.status,
-            filename=document.filename,
-            media_type=media_type,
-            size_bytes=document.size_bytes,
-            sha256=document.sha256,
-            duplicate_of=None,
-            note=PENDING_NOTE,
-        )
-    response.status_code = 200
-    seen = _visible(caller.viewer, document)
+    done = await run_in_threadpool(contributions.contribute, service, caller, data, filename, declared, metadata)
+    document, seen = done.document, done.seen or done.created
+    if not done.created:
+        response.status_code = 200
     return UploadOut(
         id=document.id if seen else None,
         status=document.status if seen else "duplicate",
         filename=document.filename if seen else filename,
-        media_type=media_type,
+        media_type=done.media_type,
         size_bytes=document.size_bytes,
         sha256=document.sha256,
-        duplicate_of=document.id if seen else None,
-        note=f"duplicate of {document.id}: these bytes are already stored; nothing new was stored"
-        if seen
-        else "duplicate: these bytes are already stored, in a document you cannot see; nothing new was stored",
+        duplicate_of=document.id if seen and not done.created else None,
+        note=done.note,
     )
-
-
-# Reading and changing.
 
 
 @router.get("/documents", response_model=DocumentListOut, responses={**_AUTH_ERRORS, 422: _NOT_FOUND[422]})
@@ -362,21 +184,16 @@ def list_documents(
     query = DocumentQuery(
         member=member, status=status, resource_type=resource_type, media_type=media_type, language=language
     )
-    documents, total = service.catalog.query_documents(query, viewer_of(caller), limit, offset)
-    served = _served(service)
+    page = documents.list_documents(service, viewer_of(caller), query, limit, offset)
     return DocumentListOut(
-        documents=[_document_out(d, served, service, viewer_of(caller)) for d in documents],
-        total=total,
-        limit=limit,
-        offset=offset,
+        documents=[_document_out(v) for v in page.views], total=page.total, limit=limit, offset=offset
     )
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut, responses={**_AUTH_ERRORS, **_NOT_FOUND})
 def show_document(service: ServiceDep, caller: OptionalCaller, document_id: DocumentId) -> DocumentOut:
     """One document: metadata, status and reason, passage count, and the generation it is searchable in."""
-    viewer = viewer_of(caller)
-    return _document_out(_find(service, viewer, document_id), _served(service), service, viewer)
+    return _document_out(documents.show_document(service, viewer_of(caller), document_id))
 
 
 @router.patch("/documents/{document_id}", response_model=DocumentOut, responses=_CHANGE_ERRORS)
@@ -385,32 +202,15 @@ def patch_document(
 ) -> DocumentOut:
     """Change a document's metadata (its own member or an admin). Visibility changes count in searches at once;
     other fields show from the next build."""
-    document = _find_changeable(service, caller, document_id)
     changes = body.model_dump(exclude_unset=True)
-    if "member" in changes and not caller.admin:
-        raise ApiError(403, "forbidden", "only an admin may give a document to another member")
-    try:
-        metadata = parse_metadata({**document.metadata.to_dict(), **changes})
-    except MetadataError as exc:
-        raise ApiError(422, "invalid_metadata", str(exc)) from None
-    if metadata.visibility == MEMBER_ONLY and metadata.member is None:
-        raise ApiError(422, "invalid_metadata", "visibility: 'member' needs the document's member")
-    updated = service.catalog.update_metadata(document_id, metadata)
-    if updated is None:
-        raise ApiError(404, "not_found", f"no document {document_id}")
-    return _document_out(updated, _served(service), service, caller.viewer)
+    return _document_out(documents.patch_document(service, caller, document_id, changes))
 
 
 @router.delete("/documents/{document_id}", response_model=DocumentOut, responses=_CHANGE_ERRORS)
 def delete_document(service: ServiceDep, caller: MemberCaller, document_id: DocumentId) -> DocumentOut:
     """Delete a document (its own member or an admin): gone from search results at once, and from the index at
     the next build. The original stays stored; uploading the same bytes again brings the document back."""
-    _find_changeable(service, caller, document_id)
-    deleted = service.catalog.delete_document(document_id)
-    if deleted is None:
-        raise ApiError(404, "not_found", f"no document {document_id}")
-    logger.info("document %s deleted by member %s (key %s)", document_id, caller.member_id, caller.prefix)
-    return _document_out(deleted, _served(service), service, caller.viewer)
+    return _document_out(documents.delete_document(service, caller, document_id))
 
 
 @router.get(
@@ -424,15 +224,9 @@ def delete_document(service: ServiceDep, caller: MemberCaller, document_id: Docu
 )
 def document_file(service: ServiceDep, caller: OptionalCaller, document_id: DocumentId) -> FileResponse:
     """The original as uploaded, shown inline (PDF viewers honour `#page=N` in the link)."""
-    document = _find(service, viewer_of(caller), document_id)
-    if document.status == DELETED:
-        raise ApiError(404, "not_found", f"no document {document_id}")
-    headers = {"Content-Disposition": f"inline; filename*=UTF-8''{quote(document.filename)}"}
+    file = documents.original(service, viewer_of(caller), document_id)
+    headers = {"Content-Disposition": f"inline; filename*=UTF-8''{quote(file.filename)}"}
     headers["X-Content-Type-Options"] = "nosniff"
-    if document.media_type in (HTML, None):
+    if file.media_type in (HTML, None):
         headers["Content-Security-Policy"] = "sandbox"  # a contributed page runs no script on this origin
-    return FileResponse(
-        service.store.path_for(document.sha256),
-        media_type=document.media_type or "application/octet-stream",
-        headers=headers,
-    )
+    return FileResponse(file.path, media_type=file.media_type or "application/octet-stream", headers=headers)

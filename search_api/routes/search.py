@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from indexer.metadata import RESOURCE_TYPES
 from search_api.auth import OptionalCaller, viewer_of
-from search_api.deps import ServiceDep, SettingsDep
-from search_api.errors import ApiError
+from search_api.deps import ServiceDep
 from search_api.filters import SearchFilters
 from search_api.schemas import ErrorOut, FiltersIn, HitOut, SearchOut, SearchRequest, SimilarOut, TranslationOut
-from search_api.searcher import Hit, UnknownPassageError, document_link
-from search_api.settings import ApiSettings
+from search_api.searcher import Hit, document_link
+from search_api.services.search import search, similar
 from search_api.snippets import make_snippet, query_terms
 
 router = APIRouter(tags=["search"])
-_LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
 
 _UNAUTHORIZED = {"model": ErrorOut, "description": "An API key was sent but is invalid, revoked or disabled."}
 _ERRORS: dict[int | str, dict[str, object]] = {
@@ -35,40 +31,13 @@ _SIMILAR_ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-def _validate(settings: ApiSettings, query: str, k: int | None, offset: int) -> tuple[str, int]:
-    query = query.strip()
-    if not query:
-        raise ApiError(422, "invalid_query", "the query is empty")
-    if len(query) > settings.max_query_chars:
-        raise ApiError(422, "invalid_query", f"the query is longer than {settings.max_query_chars} characters")
-    return query, _validate_page(settings, k, offset)
-
-
-def _validate_page(settings: ApiSettings, k: int | None, offset: int) -> int:
-    """The page size asked for (or the default), once k and offset are known to be in range."""
-    k = settings.default_k if k is None else k
-    if not 1 <= k <= settings.max_k:
-        raise ApiError(422, "invalid_k", f"k must be between 1 and {settings.max_k}")
-    if not 0 <= offset <= settings.max_offset:
-        raise ApiError(422, "invalid_offset", f"offset must be between 0 and {settings.max_offset}")
-    return k
-
-
 def _filters(body: FiltersIn) -> SearchFilters:
-    languages = tuple(dict.fromkeys(code.strip().lower() for code in body.language))
-    for code in languages:
-        if not _LANGUAGE_RE.match(code):
-            raise ApiError(422, "invalid_filter", f"language {code!r} is not an ISO 639-1 code such as en or zh")
-    unknown = sorted(set(body.resource_type) - set(RESOURCE_TYPES))
-    if unknown:
-        raise ApiError(422, "invalid_filter", f"resource_type {unknown[0]!r} is not one of {', '.join(RESOURCE_TYPES)}")
-    if body.year_from is not None and body.year_to is not None and body.year_from > body.year_to:
-        raise ApiError(422, "invalid_filter", "year_from is after year_to")
+    """The filters as asked (the service checks and normalises them)."""
     return SearchFilters(
-        members=tuple(m.strip() for m in body.member if m.strip()),
-        languages=languages,
+        members=tuple(body.member),
+        languages=tuple(body.language),
         resource_types=tuple(body.resource_type),
-        tags=tuple(t.strip().lower() for t in body.tag if t.strip()),
+        tags=tuple(body.tag),
         year_from=body.year_from,
         year_to=body.year_to,
     )
@@ -108,29 +77,27 @@ def _hit_out(hit: Hit, query: str | None, query_language: str | None, filters: S
     )
 
 
-def _caller_filters(service: ServiceDep, caller: OptionalCaller, body: FiltersIn) -> SearchFilters:
-    """The request's filters, restricted to what the caller may see as the catalog says now (deletions and
-    visibility changes count before the next generation)."""
-    return _filters(body).for_viewer(viewer_of(caller), service.catalog.document_access())
-
-
-def run_search(service: ServiceDep, settings: ApiSettings, body: SearchRequest, caller: OptionalCaller) -> SearchOut:
-    """Validate, search the generation in use, and shape the answer."""
-    query, k = _validate(settings, body.query, body.k, body.offset)
+def run_search(service: ServiceDep, body: SearchRequest, caller: OptionalCaller) -> SearchOut:
+    """Search the generation in use as the caller, and shape the answer."""
     started = time.perf_counter()
-    filters = _caller_filters(service, caller, body.filters)
-    result = service.searcher.search(
-        query, k=k, offset=body.offset, per_document=body.group == "document", filters=filters
-    )
-    service.record_search(result.seconds)
-    return SearchOut(
-        query=query,
-        generation=result.generation_id,
-        k=k,
+    answer = search(
+        service,
+        viewer_of(caller),
+        body.query,
+        k=body.k,
         offset=body.offset,
+        per_document=body.group == "document",
+        filters=_filters(body.filters),
+    )
+    result = answer.result
+    return SearchOut(
+        query=answer.query or "",
+        generation=result.generation_id,
+        k=answer.k,
+        offset=answer.offset,
         group=body.group,
         query_language=result.query_language,
-        hits=[_hit_out(h, query, result.query_language, filters) for h in result.hits],
+        hits=[_hit_out(h, answer.query, result.query_language, answer.filters) for h in result.hits],
         took_ms=round((time.perf_counter() - started) * 1000, 2),
     )
 
@@ -161,7 +128,6 @@ GroupQuery = Annotated[Literal["passage", "document"], Query(description="'docum
 @router.get("/search", response_model=SearchOut, responses=_ERRORS)
 def search_get(
     service: ServiceDep,
-    settings: SettingsDep,
     caller: OptionalCaller,
     q: Annotated[str, Query(description="Natural-language query, in any language.")],
     filters: FiltersQuery,
@@ -171,19 +137,18 @@ def search_get(
 ) -> SearchOut:
     """Ranked, cited passages for a query, optionally filtered."""
     body = SearchRequest.model_construct(query=q, k=k, offset=offset, group=group, filters=filters)
-    return run_search(service, settings, body, caller)
+    return run_search(service, body, caller)
 
 
 @router.post("/search", response_model=SearchOut, responses=_ERRORS)
-def search_post(service: ServiceDep, settings: SettingsDep, caller: OptionalCaller, body: SearchRequest) -> SearchOut:
+def search_post(service: ServiceDep, caller: OptionalCaller, body: SearchRequest) -> SearchOut:
     """Ranked, cited passages for a query given as JSON."""
-    return run_search(service, settings, body, caller)
+    return run_search(service, body, caller)
 
 
 @router.get("/passages/{passage_id}/similar", response_model=SimilarOut, responses=_SIMILAR_ERRORS)
 def similar_get(
     service: ServiceDep,
-    settings: SettingsDep,
     caller: OptionalCaller,
     passage_id: Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="A hit's `passage_id`.")],
     filters: FiltersQuery,
@@ -195,26 +160,26 @@ def similar_get(
 
     The passage's own document and its near duplicates are left out.
     """
-    k = _validate_page(settings, k, offset)
     started = time.perf_counter()
-    search_filters = _caller_filters(service, caller, filters)
-    try:
-        result = service.searcher.similar(
-            passage_id, k=k, offset=offset, per_document=group == "document", filters=search_filters
-        )
-    except UnknownPassageError as exc:
-        raise ApiError(404, "not_found", str(exc)) from exc
-    assert result.source is not None
-    if not search_filters.visible(result.source.document_id):  # a hidden passage is not revealed by its likes
-        raise ApiError(404, "not_found", f"no passage {passage_id} in generation {result.generation_id}")
+    answer = similar(
+        service,
+        viewer_of(caller),
+        passage_id,
+        k=k,
+        offset=offset,
+        per_document=group == "document",
+        filters=_filters(filters),
+    )
+    result = answer.result
+    assert result.source is not None  # the service answers NotFound otherwise
     return SimilarOut(
         passage_id=passage_id,
         document_id=result.source.document_id,
         language=result.query_language,
         generation=result.generation_id,
-        k=k,
-        offset=offset,
+        k=answer.k,
+        offset=answer.offset,
         group=group,
-        hits=[_hit_out(h, None, None, search_filters) for h in result.hits],
+        hits=[_hit_out(h, None, None, answer.filters) for h in result.hits],
         took_ms=round((time.perf_counter() - started) * 1000, 2),
     )

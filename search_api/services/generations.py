@@ -1,21 +1,46 @@
-"""What the routes work with: the searcher of the published generation, the catalog and the originals."""
+"""What every service function works with: the generation in use (its searcher and its caches), the catalog and
+the originals.
+
+A generation is replaced as a whole: the caches derived from it live on its `ServedGeneration` and go with it.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from functools import cached_property
 
 from indexer.catalog import Catalog
 from indexer.generation import GenerationError, generations_root, published_generation_id
 from indexer.generation_reader import GenerationReader
 from indexer.store import OriginalsStore
-from search_api.errors import ApiError
 from search_api.factory import QueryModels, open_searcher
+from search_api.filters import AccessCache
 from search_api.searcher import ModelMismatchError, Searcher
+from search_api.services.errors import NotReady
 from search_api.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
+NOT_PUBLISHED = "no index generation has been published yet; run a build"
+
+
+class ServedGeneration:
+    """A loaded generation: its searcher and what is derived from it once and reused by every request."""
+
+    def __init__(self, searcher: Searcher) -> None:
+        self.searcher = searcher
+        self.access_cache = AccessCache()  # its documents' access arrays per catalog state (search filters)
+
+    @property
+    def generation_id(self) -> str:
+        """The generation's id."""
+        return self.searcher.generation_id
+
+    @cached_property
+    def document_ids(self) -> frozenset[str]:
+        """The ids of the documents it holds (computing it twice in a race is harmless)."""
+        return frozenset(d.id for d in self.searcher.reader.documents)
 
 
 class SearchService:
@@ -28,12 +53,13 @@ class SearchService:
         self.store = OriginalsStore(settings.data_dir / "originals")
         for leftover in self.store.remove_stale_temp_files():  # of an upload killed while its file was written
             logger.warning("removed %s, left by an unfinished write", leftover.name)
-        self._searcher: Searcher | None = None
+        self._generation: ServedGeneration | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._refused: str | None = None
         self.problem: str | None = None
+        self.refusal: Exception | None = None  # why the last generation tried was refused, with `problem`
         # Called with each search's per-stage timings (the app's metrics); None: not recorded.
         self.on_search: Callable[[Mapping[str, float]], None] | None = None
 
@@ -62,18 +88,19 @@ class SearchService:
         """Open the published generation if it differs from the one in use; keep the old one on failure."""
         root = generations_root(self.settings.data_dir)
         generation_id = published_generation_id(root)
-        current = self._searcher.generation_id if self._searcher else None
+        current = self._generation.generation_id if self._generation else None
         if generation_id is None or generation_id in (current, self._refused):
             return
         try:
             searcher = open_searcher(GenerationReader(root / generation_id), self.settings, self.models)
         except (GenerationError, ModelMismatchError, OSError, RuntimeError) as exc:
-            self.problem = f"generation {generation_id} refused: {exc}"
+            self.problem, self.refusal = f"generation {generation_id} refused: {exc}", exc
             self._refused = generation_id
             logger.error("%s; still serving %s", self.problem, current)
             return
         with self._lock:
-            self._searcher, self.problem, self._refused = searcher, None, None
+            self._generation, self.problem, self.refusal = ServedGeneration(searcher), None, None
+            self._refused = None
         logger.info("serving generation %s (%d passages)", generation_id, searcher.reader.manifest.passage_count)
 
     def record_search(self, seconds: Mapping[str, float]) -> None:
@@ -82,14 +109,25 @@ class SearchService:
             self.on_search(seconds)
 
     @property
+    def generation(self) -> ServedGeneration:
+        """The generation for this request (it keeps it to the end); NotReady until one is published."""
+        generation = self._generation
+        if generation is None:
+            raise NotReady(NOT_PUBLISHED)
+        return generation
+
+    @property
+    def current(self) -> ServedGeneration | None:
+        """The generation in use, or None."""
+        return self._generation
+
+    @property
     def searcher(self) -> Searcher:
-        """The searcher for this request; 503 until a generation is published."""
-        searcher = self._searcher
-        if searcher is None:
-            raise ApiError(503, "index_not_ready", "no index generation has been published yet; run a build")
-        return searcher
+        """The searcher for this request; NotReady until a generation is published."""
+        return self.generation.searcher
 
     @property
     def current_searcher(self) -> Searcher | None:
         """The searcher in use, or None."""
-        return self._searcher
+        generation = self._generation
+        return None if generation is None else generation.searcher
