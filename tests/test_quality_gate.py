@@ -15,6 +15,7 @@ from indexer.generation_reader import open_published
 from indexer.pipeline import Indexer
 from indexer.quality import QualityGateError, load_golden_queries
 from search_api.cli import app
+from search_api.factory import QueryModels
 from search_api.operations.gate import generation_search
 from search_api.searcher import Searcher
 from search_api.settings import ApiSettings
@@ -46,7 +47,7 @@ def gated(settings: ApiSettings, tmp_path: Path) -> Indexer:
     )
     config = config.model_copy(update={"quality_min_pass_rate": 1.0})
     embedder = HashEmbedder(256)
-    indexer = Indexer(config, embedder, [], quality_search=generation_search(config, [embedder]))
+    indexer = Indexer(config, embedder, [], quality_search=generation_search(config, QueryModels((embedder,))))
     for name, text in DOCS.items():
         indexer.ingest(text.encode(), name)
     yield indexer
