@@ -12,6 +12,7 @@ import typer
 from indexer.catalog import BUILD_REJECTED, TRIGGER_CLI, TRIGGERS, Catalog
 from indexer.diskspace import InsufficientSpaceError
 from indexer.embedding import UnknownModelError
+from indexer.faults import fault_point
 from indexer.generation import (
     GenerationError,
     generations_root,
@@ -121,6 +122,7 @@ def index_build(
         config, full=full, progress=not as_json and not settings_stdin, trigger=trigger, build_id=build_id
     )
     emit(report.to_dict()) if as_json else print_build_report(report)
+    fault_point("exit")  # recorded and unlocked, not yet exited: a test holds the process here
     if report.outcome == BUILD_REJECTED:
         raise typer.Exit(EXIT_REJECTED)
 
