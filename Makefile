@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 serve: install  ## Serve the bundled corpus at http://127.0.0.1:8000 (indexes it on first run)
 	$(BIN)/moocsearch serve
 
-lint: install  ## Format, lint, types and the import contract (indexer never imports search_api)
+lint: install  ## Format, lint, types and the import contracts (indexer never imports search_api; routes never the build pipeline)
 	$(BIN)/ruff format --check indexer search_api tests scripts
 	$(BIN)/ruff check indexer search_api tests scripts
 	$(BIN)/mypy

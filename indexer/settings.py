@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from croniter import croniter
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -91,26 +90,6 @@ class IndexerSettings(BaseSettings):
     ann_recall_queries: int = Field(
         1000, ge=10, description="Sampled passage vectors that measure recall at build time."
     )
-    build_schedule: str = Field(
-        "0 3 * * *",
-        description="Cron expression (server's local time) at which `serve` starts a build (empty: never).",
-    )
-    build_soon_seconds: float = Field(
-        300.0, ge=0, description="`serve` starts a build once a pending document has waited this long (0: never)."
-    )
-    build_soon_max_seconds: float = Field(
-        21600.0,
-        ge=0,
-        description="After builds that failed in a row, the build-soon delay doubles for each, up to this long.",
-    )
-
-    @field_validator("build_schedule")
-    @classmethod
-    def _valid_cron(cls, value: str) -> str:
-        value = value.strip()
-        if value and not croniter.is_valid(value):
-            raise ValueError(f"build_schedule {value!r} is not a cron expression (e.g. '0 3 * * *': 03:00 daily)")
-        return value
 
     @property
     def embedding_cache_path(self) -> Path:

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse
 from indexer.embedding import Embedder
 from indexer.language import guess_query_language
 from search_api.errors import document_errors, error_responses, install_error_handlers
-from search_api.factory import load_query_models
+from search_api.factory import QueryModels, load_query_models
 from search_api.limits import UNLIMITED_PATHS, BodyLimitMiddleware, RateLimitMiddleware
 from search_api.metrics import Metrics
 from search_api.observability import RequestMiddleware
@@ -27,16 +27,22 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 
 def create_app(
-    settings: ApiSettings, embedders: Embedder | Sequence[Embedder] | None = None, schedule_builds: bool = False
+    settings: ApiSettings,
+    embedders: QueryModels | Embedder | Sequence[Embedder] | None = None,
+    schedule_builds: bool = False,
 ) -> FastAPI:
-    """An app serving the published generation of `settings.data_dir`; the model loads in the lifespan.
+    """An app serving the published generation of `settings.data_dir`; the models load in the lifespan unless
+    given (encoders given alone get the configured reranker).
 
     `schedule_builds` starts the build scheduler (`moocsearch serve` does; tests drive it by hand)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        given = None if embedders is None else list(embedders) if isinstance(embedders, Sequence) else [embedders]
-        models = load_query_models(settings, given)
+        if isinstance(embedders, QueryModels):
+            models = embedders
+        else:
+            given = None if embedders is None else list(embedders) if isinstance(embedders, Sequence) else [embedders]
+            models = load_query_models(settings, given)
         for encoder in models.encoders:
             encoder.embed_queries(["warm up"])
         # Loading the query language identifier takes seconds: here, not in the first query after /ready.

@@ -25,13 +25,17 @@ class QueryModels:
     reranker: Reranker | None = None
 
 
+def load_encoders(settings: ApiSettings) -> tuple[Embedder, ...]:
+    """The configured encoders, primary first; raises UnknownModelError for an unknown one."""
+    return tuple(load_embedders(settings.model, settings.multilingual_model, settings.embed_batch_size))
+
+
 def load_query_models(settings: ApiSettings, encoders: Sequence[Embedder] | None = None) -> QueryModels:
     """The configured encoders (or `encoders`, already loaded) and the configured reranker.
 
     Raises UnknownModelError for an unknown encoder and RerankerError for a reranker folder without a model."""
-    if encoders is None:
-        encoders = load_embedders(settings.model, settings.multilingual_model, settings.embed_batch_size)
-    return QueryModels(tuple(encoders), load_reranker(settings.reranker_model))
+    loaded = load_encoders(settings) if encoders is None else tuple(encoders)
+    return QueryModels(loaded, load_reranker(settings.reranker_model))
 
 
 def open_searcher(reader: GenerationReader, settings: ApiSettings, models: QueryModels) -> Searcher:

@@ -1,11 +1,15 @@
-"""Typed settings of the search service: the indexer's settings plus the HTTP side."""
+"""Typed settings of the search service: the indexer's settings plus the HTTP side and the build schedule.
+
+Scheduling lives here, not in the indexer's settings: the indexer builds when asked and never schedules.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from croniter import croniter
+from pydantic import Field, field_validator, model_validator
 
 from indexer.settings import IndexerSettings
 
@@ -48,11 +52,31 @@ class ApiSettings(IndexerSettings):
         1024, ge=0, description="Free disk (MiB) the data directory must keep; uploads are refused with 507 below it."
     )
     upload_max_fields: int = Field(50, ge=1, le=1000, description="Most form fields an upload may have (400 above).")
+    build_schedule: str = Field(
+        "0 3 * * *",
+        description="Cron expression (server's local time) at which `serve` starts a build (empty: never).",
+    )
+    build_soon_seconds: float = Field(
+        300.0, ge=0, description="`serve` starts a build once a pending document has waited this long (0: never)."
+    )
+    build_soon_max_seconds: float = Field(
+        21600.0,
+        ge=0,
+        description="After builds that failed in a row, the build-soon delay doubles for each, up to this long.",
+    )
 
     @property
     def upload_body_limit(self) -> int:
         """The body limit of uploads: the file limit plus room for the form's other fields."""
         return self.max_upload_bytes if self.max_upload_bytes is not None else self.max_file_bytes + 1024 * 1024
+
+    @field_validator("build_schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        value = value.strip()
+        if value and not croniter.is_valid(value):
+            raise ValueError(f"build_schedule {value!r} is not a cron expression (e.g. '0 3 * * *': 03:00 daily)")
+        return value
 
     @model_validator(mode="after")
     def _some_retriever(self) -> ApiSettings:

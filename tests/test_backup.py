@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
 import sqlite3
 from collections import namedtuple
@@ -67,7 +69,9 @@ def built(tmp_path: Path) -> Path:
     return data
 
 
-def test_backup_restore_and_rebuild_give_the_same_top_results(built: Path, tmp_path: Path) -> None:
+def test_backup_restore_and_rebuild_give_the_same_top_results(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before = _top_hits(built)
     code, out, err = _cli(built, "backup", str(tmp_path / "backup"), "--json")
     assert code == 0, err
@@ -76,12 +80,17 @@ def test_backup_restore_and_rebuild_give_the_same_top_results(built: Path, tmp_p
     assert manifest["original_bytes"] == sum(p.stat().st_size for p in (tmp_path / "docs").iterdir())
     assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == ["backup.json", "catalog.sqlite3", "originals"]
 
-    restored = tmp_path / "restored"
+    restored = tmp_path / "restored data"  # a space: the hint must quote it
     code, out, err = _cli(restored, "restore", str(tmp_path / "backup"))
     assert code == 0, err
-    assert "run `moocsearch index build`" in out
+    hint = re.search(r"run `([^`]+)`", out)
+    assert hint is not None, out
+    assert hint[1] == f"moocsearch --data-dir {shlex.quote(str(restored.resolve()))} index build"
     assert not (restored / "generations").exists()
-    assert _cli(restored, "index", "build")[0] == 0
+    # The hint is the command to run next, as printed (the model comes from the environment, as in production).
+    monkeypatch.setenv("MOOCSEARCH_MODEL", "hash-256")
+    program, *args = shlex.split(hint[1])
+    assert program == "moocsearch" and runner.invoke(app, args).exit_code == 0
 
     assert _top_hits(restored) == before
     assert before[0][0][0] == next(d.id for d in _documents(restored) if d.filename == "peer.pdf")

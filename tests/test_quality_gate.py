@@ -16,6 +16,7 @@ from indexer.pipeline import Indexer
 from indexer.quality import QualityGateError, load_golden_queries
 from search_api.cli import app
 from search_api.cli.build import print_build_report
+from search_api.factory import QueryModels
 from search_api.operations.gate import generation_search
 from search_api.searcher import Searcher
 from search_api.settings import ApiSettings
@@ -47,7 +48,7 @@ def gated(settings: ApiSettings, tmp_path: Path) -> Indexer:
     )
     config = config.model_copy(update={"quality_min_pass_rate": 1.0})
     embedder = HashEmbedder(256)
-    indexer = Indexer(config, embedder, [], quality_search=generation_search(config, [embedder]))
+    indexer = Indexer(config, embedder, [], quality_search=generation_search(config, QueryModels((embedder,))))
     for name, text in DOCS.items():
         indexer.ingest(text.encode(), name)
     yield indexer

@@ -12,6 +12,7 @@ from indexer.metadata import read_manifest
 from indexer.passages import embedding_text
 from indexer.pipeline import Indexer
 from indexer.quality import catalog_ids_by_filename, check_generation, load_golden_queries
+from search_api.factory import load_query_models
 from search_api.operations.gate import generation_search
 from search_api.searcher import Searcher
 from search_api.settings import ApiSettings
@@ -100,7 +101,7 @@ def test_the_shipped_golden_queries_pass_the_quality_gate_on_the_bundled_corpus(
         searcher.reader.folder,
         load_golden_queries(config.golden_queries),
         catalog_ids_by_filename(indexer.catalog),
-        generation_search(config, indexer.embedders),
+        generation_search(config, load_query_models(config, indexer.embedders)),
         config.quality_top_n,
         config.quality_min_pass_rate,
     )

@@ -23,6 +23,7 @@ from indexer.catalog import (
     BUILD_INTERRUPTED,
     BUILD_PUBLISHED,
     BUILD_REJECTED,
+    BuildRecord,
     Catalog,
 )
 from indexer.faults import PAUSE_AT, PAUSE_MARKER
@@ -208,6 +209,49 @@ def test_a_build_runs_in_another_process_one_at_a_time_and_publishes(settings: A
         assert not runner.busy()
     finally:
         runner.close()
+
+
+def test_a_build_is_over_once_its_record_is_finished_though_its_process_still_exits(
+    settings: ApiSettings, indexer: Indexer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    indexer.ingest(b"Calibrated peer review lets large courses grade open work.", "peer.txt")
+    marker = tmp_path / "exiting"
+    monkeypatch.setenv(PAUSE_AT, "exit")  # the child stops after recording its build, before it exits
+    monkeypatch.setenv(PAUSE_MARKER, str(marker))
+    runner = BuildRunner(settings)
+    first = runner.start("admin")
+    try:
+        deadline = time.monotonic() + 180
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.read_text() == str(first.pid)
+        assert runner.catalog.get_build(first.build_id).outcome == BUILD_PUBLISHED  # type: ignore[union-attr]
+        os.kill(first.pid, 0)  # still alive
+        assert runner.running_pid() is None and not runner.busy()
+        monkeypatch.delenv(PAUSE_AT)
+        indexer.ingest(b"Offline packages for regions with little bandwidth.", "offline.txt")
+        second = runner.start("admin")
+        with pytest.raises(BuildAlreadyRunning, match=f"pid {second.pid}"):
+            runner.start("admin", record_refusal=False)
+        assert runner.wait(180) == 0
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        runner.close()
+    records = _records(settings)
+    assert [(r.id, r.trigger, r.outcome) for r in records] == [
+        (second.build_id, "admin", BUILD_PUBLISHED),
+        (first.build_id, "admin", BUILD_PUBLISHED),
+    ], "the unrecorded refusal left no record"
+    assert records[0].to_dict()["documents_added"] == 1
+
+
+def _records(settings: ApiSettings) -> list[BuildRecord]:
+    """The build records of `settings`' data directory, newest first."""
+    catalog = Catalog(settings.data_dir / "catalog.sqlite3")
+    try:
+        return catalog.list_builds()
+    finally:
+        catalog.close()
 
 
 def test_a_build_process_killed_mid_way_is_recorded_failed_and_the_caller_lives_on(

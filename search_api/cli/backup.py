@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -35,7 +36,7 @@ def restore(
     source: Annotated[Path, typer.Argument(help="A folder written by `moocsearch backup`.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Restore a backup into an empty data directory; then run `moocsearch index build`."""
+    """Restore a backup into an empty data directory; then run `moocsearch --data-dir DIR index build`."""
     data_dir = settings().data_dir
     try:
         manifest = restore_data_dir(source, data_dir)
@@ -44,4 +45,5 @@ def restore(
     if as_json:
         emit(asdict(manifest))
         return
-    typer.echo(f"restored {manifest.documents} documents into {data_dir}; run `moocsearch index build` to index them")
+    command = f"moocsearch --data-dir {shlex.quote(str(data_dir.resolve()))} index build"
+    typer.echo(f"restored {manifest.documents} documents into {data_dir}; run `{command}` to index them")

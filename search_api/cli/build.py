@@ -11,7 +11,8 @@ import typer
 
 from indexer.catalog import BUILD_REJECTED, BUILD_UNCHANGED, TRIGGER_CLI, TRIGGERS, Catalog
 from indexer.diskspace import InsufficientSpaceError
-from indexer.embedding import UnknownModelError, load_embedders
+from indexer.embedding import UnknownModelError
+from indexer.faults import fault_point
 from indexer.generation import (
     GenerationError,
     generations_root,
@@ -22,7 +23,8 @@ from indexer.generation import (
 from indexer.pipeline import BuildAlreadyRunning, BuildReport, Indexer
 from indexer.quality import QualityGateError
 from search_api.cli.common import EXIT_NO_SPACE, EXIT_REJECTED, JsonOpt, emit, fail, index_app, settings
-from search_api.operations.gate import generation_search
+from search_api.operations.indexers import open_indexer
+from search_api.ranking.reranking import RerankerError
 from search_api.settings import ApiSettings
 
 
@@ -81,9 +83,8 @@ def run_build(
     The one build path: `moocsearch index build` from a shell, cron or a systemd timer, and every build the
     service starts (a child process running this command with `--build-id` of the record it queued)."""
     try:
-        primary, *extra = load_embedders(config.model, config.multilingual_model, config.embed_batch_size)
-        indexer = Indexer(config, primary, extra, quality_search=generation_search(config, [primary, *extra]))
-    except UnknownModelError as exc:
+        indexer = open_indexer(config)
+    except (UnknownModelError, RerankerError) as exc:
         fail(str(exc), code=2)
     try:
         return indexer.build(full=full, progress=progress, trigger=trigger, build_id=build_id)
@@ -125,6 +126,7 @@ def index_build(
         config, full=full, progress=not as_json and not settings_stdin, trigger=trigger, build_id=build_id
     )
     emit(report.to_dict()) if as_json else print_build_report(report)
+    fault_point("exit")  # recorded and unlocked, not yet exited: a test holds the process here
     if report.outcome == BUILD_REJECTED:
         raise typer.Exit(EXIT_REJECTED)
 

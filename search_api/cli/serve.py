@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from tqdm import tqdm
 
-from indexer.embedding import UnknownModelError, load_embedders
+from indexer.embedding import UnknownModelError
 from indexer.generation_reader import open_published
 from indexer.metadata import MetadataError, read_manifest
 from indexer.pipeline import BuildAlreadyRunning, Indexer
 from search_api.cli.build import print_build_report
 from search_api.cli.common import JsonOpt, app, emit, fail, settings
 from search_api.cli.documents import ingest_entries
+from search_api.factory import load_query_models
 from search_api.logging_setup import configure_logging
 from search_api.operations.evaluation import DatasetError, evaluate, load_beir
-from search_api.operations.gate import generation_search
+from search_api.operations.indexers import open_indexer
+from search_api.ranking.reranking import RerankerError
 from search_api.settings import ApiSettings
 
 
@@ -52,24 +55,22 @@ def serve(
     config = config.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
     configure_logging(config.log_format, config.log_level)
     try:
-        embedders = load_embedders(config.model, config.multilingual_model, config.embed_batch_size)
-    except UnknownModelError as exc:
+        models = load_query_models(config)  # once: the first-run build's quality gate and the service share them
+    except (UnknownModelError, RerankerError) as exc:
         fail(str(exc), code=2)
     reader = open_published(config.data_dir)
     if reader is None and build_if_missing:
-        indexer = Indexer(config, embedders[0], embedders[1:], quality_search=generation_search(config, embedders))
-        try:
-            bootstrap(config, indexer)
-        except BuildAlreadyRunning as exc:
-            fail(str(exc), code=3)
-        finally:
-            indexer.close()
+        with closing(open_indexer(config, models)) as indexer:
+            try:
+                bootstrap(config, indexer)
+            except BuildAlreadyRunning as exc:
+                fail(str(exc), code=3)
     elif reader is not None:
         reader.close()
     typer.echo(f"Serving on http://{config.host}:{config.port}  (API docs at /docs)")
     # Our handlers (JSON or text, with request ids) take uvicorn's logs too; its access log is replaced by ours.
     uvicorn.run(
-        create_app(config, embedders, schedule_builds=True),
+        create_app(config, models, schedule_builds=True),
         host=config.host,
         port=config.port,
         log_config=None,
@@ -96,13 +97,13 @@ def eval_command(
     languages = [c.strip() for c in corpus.split(",") if c.strip()] if corpus else []
     try:
         data = load_beir(dataset, split=split, query_language=queries, corpus_languages=languages)
-        embedders = load_embedders(config.model, config.multilingual_model, config.embed_batch_size)
-    except (DatasetError, UnknownModelError, OSError, ValueError) as exc:
+        models = load_query_models(config)  # the reranker too: eval scores the ranking `serve` answers with
+    except (DatasetError, UnknownModelError, RerankerError, OSError, ValueError) as exc:
         fail(str(exc), code=2)
     total = min(len(data.qrels), max_queries or len(data.qrels))
     with tqdm(total=total, desc="queries", unit="q", disable=as_json) as bar:
         result = evaluate(
-            data, config, embedders, max_queries=max_queries, progress=not as_json, on_query=lambda n: bar.update(1)
+            data, config, models, max_queries=max_queries, progress=not as_json, on_query=lambda *_: bar.update(1)
         )
     output = output or Path("eval-results") / (re.sub(r"[^\w.+-]+", "_", data.name) + ".json")
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,9 @@ from indexer.catalog import BUILD_FAILED, BUILD_QUEUED, Catalog
 from indexer.pipeline import BuildAlreadyRunning, build_lock_holder
 from search_api.settings import ApiSettings
 
+# BuildAlreadyRunning is re-exported: routes start builds through the runner and never import the pipeline.
+__all__ = ["BuildAlreadyRunning", "BuildRunner", "StartedBuild", "describe_exit"]
+
 logger = logging.getLogger(__name__)
 
 
@@ -48,29 +51,41 @@ class BuildRunner:
         self.catalog = Catalog(settings.data_dir / "catalog.sqlite3")
         self._lock = threading.Lock()
         self._process: subprocess.Popen[str] | None = None
+        self._build_id: int | None = None
         self._watcher: threading.Thread | None = None
         self._closed = False
 
     def running_pid(self) -> int | None:
-        """The pid of a build running in this data directory: this runner's child, or any process holding the
-        build lock (`moocsearch index build` from cron); None when none runs."""
-        process = self._process
-        if process is not None and process.poll() is None:
+        """The pid of a build running in this data directory: this runner's child until its record is finished,
+        or any process holding the build lock (`moocsearch index build` from cron); None when none runs.
+
+        A child whose record is finished has released the build lock and is only exiting (closing its workers and
+        models can take seconds); the next build may start, and the watcher still reaps the old child."""
+        process, build_id = self._process, self._build_id
+        if process is not None and process.poll() is None and not self._recorded_finished(build_id):
             return process.pid
         return build_lock_holder(self.settings.data_dir)
+
+    def _recorded_finished(self, build_id: int | None) -> bool:
+        record = self.catalog.get_build(build_id) if build_id is not None else None
+        return record is not None and record.finished_at is not None
 
     def busy(self) -> bool:
         """Whether a build is running in this data directory."""
         return self.running_pid() is not None
 
-    def start(self, trigger: str, full: bool = False) -> StartedBuild:
-        """Queue a build record and start its process; raises `BuildAlreadyRunning` (recorded as such) when a
-        build is running."""
+    def start(self, trigger: str, full: bool = False, record_refusal: bool = True) -> StartedBuild:
+        """Queue a build record and start its process; raises `BuildAlreadyRunning` when a build is running.
+
+        A refusal is recorded as `already_running` when `record_refusal` (a scheduled time that passed without its
+        build must show in the records); an admin's refused request is answered with 409 and leaves no record, so
+        retries do not pile up records."""
         with self._lock:
             holder = self.running_pid()
             if holder is not None:
                 message = f"a build is already running in {self.settings.data_dir} (pid {holder})"
-                self.catalog.refuse_build(trigger, message)
+                if record_refusal:
+                    self.catalog.refuse_build(trigger, message)
                 raise BuildAlreadyRunning(message)
             build_id = self.catalog.start_build(trigger, outcome=BUILD_QUEUED)
             try:
@@ -78,7 +93,7 @@ class BuildRunner:
             except OSError as exc:
                 self.catalog.finish_build(build_id, BUILD_FAILED, None, {}, f"could not start the build: {exc}")
                 raise
-            self._process = process
+            self._process, self._build_id = process, build_id
             self._watcher = threading.Thread(
                 target=self._watch, args=(build_id, process), name=f"build-{build_id}", daemon=True
             )

@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from indexer.embedding import Embedder
 from indexer.generation_reader import open_published
 from indexer.metadata import DocumentMetadata
 from indexer.pipeline import Indexer
-from search_api.factory import load_query_models, open_searcher
+from search_api.factory import QueryModels, load_query_models, open_searcher
+from search_api.operations.indexers import open_indexer
 from search_api.settings import ApiSettings
 
 
@@ -147,39 +149,44 @@ def ingest_corpus(indexer: Indexer, data: BeirData) -> dict[str, list[str]]:
 def evaluate(
     data: BeirData,
     settings: ApiSettings,
-    embedders: Embedder | Sequence[Embedder],
+    models: QueryModels | Embedder | Sequence[Embedder],
     max_queries: int | None = None,
     progress: bool = False,
-    on_query: Callable[[int], None] | None = None,
+    on_query: Callable[[str, list[str]], None] | None = None,
 ) -> dict[str, Any]:
-    """Index `data` into a fresh data directory and score every judged query's per-document ranking."""
+    """Index `data` into a fresh data directory and score every judged query's per-document ranking.
+
+    `models` are the query models (encoders given alone get the configured reranker, as `serve` would);
+    `on_query` hears each query's id and ranking (BEIR ids, best first) as soon as it is ranked."""
+    if not isinstance(models, QueryModels):
+        encoders = list(models) if isinstance(models, Sequence) else [models]
+        models = load_query_models(settings, encoders)  # before indexing: a bad reranker fails in seconds
     with tempfile.TemporaryDirectory(prefix="moocsearch-eval-") as tmp:
-        models = list(embedders) if isinstance(embedders, Sequence) else [embedders]
-        indexer = Indexer(settings.model_copy(update={"data_dir": Path(tmp)}), models[0], models[1:])
-        started = time.perf_counter()
-        beir_ids = ingest_corpus(indexer, data)
-        indexer.build(progress=progress)
-        index_seconds = time.perf_counter() - started
-        indexer.close()
+        scratch = settings.model_copy(update={"data_dir": Path(tmp)})
+        with closing(open_indexer(scratch, models, gate=False)) as indexer:
+            started = time.perf_counter()
+            beir_ids = ingest_corpus(indexer, data)
+            indexer.build(progress=progress)
+            index_seconds = time.perf_counter() - started
         reader = open_published(Path(tmp))
         assert reader is not None
         # The same searcher as `serve` with these settings, reranker included.
-        searcher = open_searcher(reader, settings, load_query_models(settings, models))
+        searcher = open_searcher(reader, settings, models)
         query_ids = [q for q in data.qrels if q in data.queries][:max_queries]
         rankings: dict[str, list[str]] = {}
         started = time.perf_counter()
-        for number, query_id in enumerate(query_ids, start=1):
+        for query_id in query_ids:
             result = searcher.search(data.queries[query_id], k=100, per_document=True)
             ranking = [b for hit in result.hits for b in beir_ids[hit.passage.document_id]]
             rankings[query_id] = list(dict.fromkeys(ranking))
             if on_query is not None:
-                on_query(number)
+                on_query(query_id, rankings[query_id])
         query_seconds = time.perf_counter() - started
         passages = reader.manifest.passage_count
         reader.close()
     return {
         "dataset": data.name,
-        "model": "+".join(m.model_id for m in models),
+        "model": "+".join(m.model_id for m in models.encoders),
         "weights": {"dense": settings.dense_weight, "lexical": settings.lexical_weight},
         "documents": len(data.corpus),
         "passages": passages,

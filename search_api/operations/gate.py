@@ -1,8 +1,8 @@
 """The read side's half of the quality gate: the searcher that serves queries, run on an unpublished generation.
 
-The indexer may not import the search service, so `moocsearch index build` (and `serve`'s builds) hand this
-function to `Indexer(quality_search=...)`: the golden queries then go through the same fusion, routing,
-per-document grouping and (when configured) reranking as a user's query.
+The indexer may not import the search service, so whoever starts a build (`open_indexer`) hands this function to
+`Indexer(quality_search=...)`: the golden queries then go through the same fusion, routing, per-document grouping
+and (when configured) reranking as a user's query.
 """
 
 from __future__ import annotations
@@ -10,22 +10,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from indexer.embedding import Embedder
 from indexer.generation_reader import GenerationReader
 from indexer.quality import GenerationSearch
-from search_api.factory import load_query_models, open_searcher
+from search_api.factory import QueryModels, open_searcher
 from search_api.searcher import Hit
 from search_api.settings import ApiSettings
 
 
-def generation_search(settings: ApiSettings, embedders: Sequence[Embedder]) -> GenerationSearch:
-    """A GenerationSearch with the service's settings and models (the reranker is loaded on the gate's first use,
-    so a build whose gate is off never loads it)."""
+def generation_search(settings: ApiSettings, models: QueryModels) -> GenerationSearch:
+    """A GenerationSearch with the service's settings and `models`, loaded once by the caller (a build whose gate
+    is off never loads the reranker: `open_indexer` loads it only for a gated build)."""
 
     def search(folder: Path, queries: Sequence[str], top_n: int) -> list[list[tuple[str, ...]]]:
         reader = GenerationReader(folder)
         try:
-            searcher = open_searcher(reader, settings, load_query_models(settings, embedders))
+            searcher = open_searcher(reader, settings, models)
             return [[_ids(hit) for hit in searcher.search(q, k=top_n, per_document=True).hits] for q in queries]
         finally:
             reader.close()

@@ -7,10 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from indexer.catalog import TRIGGER_ADMIN
-from indexer.pipeline import BuildAlreadyRunning
 from search_api.auth import require_admin
 from search_api.errors import ApiError, error_responses
-from search_api.operations.buildrunner import BuildRunner
+from search_api.operations.buildrunner import BuildAlreadyRunning, BuildRunner
 from search_api.schemas import BuildListOut, BuildOut, BuildStartedOut
 
 router = APIRouter(prefix="/admin", tags=["operations"], dependencies=[Depends(require_admin)])
@@ -35,14 +34,17 @@ BuildRunnerDep = Annotated[BuildRunner, Depends(get_build_runner)]
     response_model=BuildStartedOut,
     responses={
         **_AUTH_ERRORS,
-        **error_responses(409, s409="A build is already running (the refused request is recorded)."),
+        **error_responses(409, s409="A build is already running (the refused request leaves no build record)."),
     },
 )
 def rebuild(runner: BuildRunnerDep, response: Response) -> BuildStartedOut:
     """Start an incremental build now, in a separate process; the service keeps serving and switches to the new
-    generation when it is published. The answer comes at once, with the build's id."""
+    generation when it is published. The answer comes at once, with the build's id.
+
+    While a build runs the answer is 409 and nothing is recorded: the running build has its record, and retries
+    must not fill the records with refusals. A build counts as over once its record is finished."""
     try:
-        started = runner.start(TRIGGER_ADMIN)
+        started = runner.start(TRIGGER_ADMIN, record_refusal=False)
     except BuildAlreadyRunning as exc:
         raise ApiError(409, "build_already_running", str(exc)) from None
     response.headers["Location"] = f"/admin/builds/{started.build_id}"
