@@ -19,7 +19,7 @@ from search_api.cli import app as cli_app
 from search_api.filters import SearchFilters
 from search_api.searcher import Searcher, UnknownPassageError
 from search_api.settings import ApiSettings
-from tests.conftest import language_places_oracle, make_pdf
+from tests.helpers import language_places_oracle, make_pdf
 
 ENGLISH = HashEmbedder(256, languages=frozenset({"en"}))
 MULTILINGUAL = HashEmbedder(128, languages=frozenset({"en", "es", "zh"}))

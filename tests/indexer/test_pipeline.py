@@ -23,7 +23,7 @@ from indexer.generation import (
 from indexer.ingest import IngestError, clean_filename
 from indexer.metadata import DocumentMetadata
 from indexer.pipeline import BuildAlreadyRunning, Indexer
-from tests.conftest import make_pdf
+from tests.helpers import make_pdf
 
 
 def test_ingest_stores_the_original_by_sha256_and_records_a_pending_row(indexer: Indexer) -> None:

@@ -15,7 +15,7 @@ from indexer.extract import extract_document, sniff_media_type
 from indexer.extract.model import DOCX, EXTENSIONS, HTML, MARKDOWN, PDF, PPTX, TEXT
 from indexer.metadata import read_manifest
 from indexer.pipeline import Indexer
-from tests.conftest import CORPUS, REPO
+from tests.helpers import CORPUS, REPO
 
 MANIFEST = CORPUS / "manifest.json"
 SOURCES = REPO / "scripts" / "corpus_src"

@@ -17,7 +17,7 @@ from indexer.metadata import DocumentMetadata
 from indexer.pipeline import Indexer
 from search_api.cli import app
 from search_api.settings import ApiSettings
-from tests.conftest import make_pdf
+from tests.helpers import make_pdf
 
 runner = CliRunner()
 

@@ -31,7 +31,7 @@ from indexer.extract.model import (
 )
 from indexer.extract.pdf import looks_mis_encoded
 from indexer.text import join_lines, normalise_text
-from tests.conftest import FONT, make_docx, make_pdf, make_pptx
+from tests.helpers import FONT, make_docx, make_pdf, make_pptx
 
 CJK_FONT = Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf")
 

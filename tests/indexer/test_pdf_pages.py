@@ -22,7 +22,7 @@ from indexer.extract.pdf import extract_pdf
 from indexer.pipeline import Indexer
 from search_api.cli import app
 from search_api.settings import ApiSettings
-from tests.conftest import FONT, make_pdf
+from tests.helpers import FONT, make_pdf
 
 NO_OCR = ExtractionLimits(ocr=False)
 BODIES = [

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, start_server, stop_server, wait_for
+from tests.helpers import free_port, start_server, stop_server, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -40,7 +40,7 @@ def test_serve_indexes_the_bundled_corpus_on_first_run_and_answers_the_readme_qu
     base = f"http://127.0.0.1:{port}"
     try:
         health = wait_for(lambda: _health_if_ok(base), 600, "serve to index the corpus and be ready", process, 0.5)
-        manifest = json.loads((Path(__file__).parent.parent / "corpus" / "manifest.json").read_text())
+        manifest = json.loads((Path(__file__).parents[2] / "corpus" / "manifest.json").read_text())
         assert health["documents"] == len(manifest["documents"])
         query = urllib.parse.urlencode({"q": "how to run peer assessment in a large course", "k": 5})
         status, body, _ = _get(f"{base}/search?{query}")

@@ -76,7 +76,7 @@ def test_pooled_corpora_make_every_language_version_relevant(beir: Path) -> None
 
 
 def test_the_one_language_variant_keeps_each_paragraph_in_one_language(beir: Path, tmp_path: Path) -> None:
-    script = Path(__file__).parents[1] / "scripts" / "xquad_one_language.py"
+    script = Path(__file__).parents[2] / "scripts" / "xquad_one_language.py"
     output = tmp_path / "one-language"
     done = subprocess.run(
         [sys.executable, str(script), str(beir), str(output), "--languages", "en,es"],

@@ -33,7 +33,7 @@ from search_api.auth import AdminCaller
 from search_api.cli import app as cli_app
 from search_api.filters import SearchFilters
 from search_api.settings import ApiSettings
-from tests.conftest import make_docx, make_pdf
+from tests.helpers import make_docx, make_pdf
 
 TSINGHUA, NAIROBI = "Tsinghua University", "University of Nairobi"
 # Each document has words no other has, so a query for them matches that document alone (lexically).

@@ -35,7 +35,7 @@ from search_api.settings import ApiSettings
 
 # Written by the code of format 1 (before the typed contract): two documents, a primary and a language-bound
 # encoder; see test_a_format_1_generation_still_opens for what it holds.
-FORMAT_1 = Path(__file__).parent / "fixtures" / "generation-v1"
+FORMAT_1 = Path(__file__).parents[1] / "fixtures" / "generation-v1"
 
 
 def test_a_manifest_survives_its_json_form() -> None:

@@ -17,7 +17,7 @@ from search_api.app import create_app
 from search_api.filters import SearchFilters
 from search_api.searcher import Searcher
 from search_api.settings import ApiSettings
-from tests.conftest import CORPUS, make_pdf
+from tests.helpers import CORPUS, make_pdf
 
 REPORT = " ".join(
     f"In week {i} the cohort of {1000 + i} learners reviewed {3 + i % 4} design submissions each using the "

@@ -26,7 +26,7 @@ from indexer.embedding import HashEmbedder
 from indexer.generation import DENSE_FILE, generations_root
 from indexer.pipeline import Indexer
 from search_api.settings import ApiSettings
-from tests.conftest import free_port, start_server, stop_server, wait_for
+from tests.helpers import free_port, start_server, stop_server, wait_for
 
 pytestmark = pytest.mark.e2e
 

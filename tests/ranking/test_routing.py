@@ -16,7 +16,7 @@ from indexer.pipeline import Indexer
 from search_api.ranking.routing import route
 from search_api.searcher import ModelMismatchError, Searcher
 from search_api.settings import ApiSettings
-from tests.conftest import language_places_oracle, lexical_coverage_oracle
+from tests.helpers import language_places_oracle, lexical_coverage_oracle
 
 ENGLISH = HashEmbedder(256, languages=frozenset({"en"}))
 # Like USE: multilingual with an explicit list of languages (which includes English).

@@ -30,7 +30,7 @@ from indexer.pipeline import Indexer
 from indexer.sandbox import ExtractionSandbox, SandboxLimits, exit_outcome
 from indexer.settings import IndexerSettings
 from search_api.searcher import Searcher
-from tests.conftest import make_docx, make_pdf
+from tests.helpers import make_docx, make_pdf
 
 MAX_PAGES = 50
 GOOD_PDF_PAGES = [

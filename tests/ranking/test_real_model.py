@@ -16,7 +16,7 @@ from search_api.factory import load_query_models
 from search_api.operations.gate import generation_search
 from search_api.searcher import Searcher
 from search_api.settings import ApiSettings
-from tests.conftest import CORPUS
+from tests.helpers import CORPUS
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ import pytest
 
 from indexer.catalog import Catalog
 from indexer.faults import PAUSE_AT, PAUSE_MARKER
-from tests.conftest import free_port, start_server, wait_for
+from tests.helpers import free_port, start_server, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -20,7 +20,7 @@ from indexer.generation_reader import open_published
 from indexer.language import guess_query_language
 from indexer.pipeline import Indexer
 from search_api.searcher import Searcher
-from tests.conftest import lexical_coverage_oracle
+from tests.helpers import lexical_coverage_oracle
 
 
 def _unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:

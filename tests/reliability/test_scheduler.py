@@ -32,8 +32,8 @@ from indexer.pipeline import BuildAlreadyRunning, Indexer
 from search_api.operations.buildrunner import BuildRunner, describe_exit
 from search_api.operations.scheduler import BuildScheduler, default_poll_seconds, soon_delay
 from search_api.settings import ApiSettings
-from tests.conftest import free_port, start_server, stop_server, wait_for
-from tests.test_build_records import lock_held_by_another_build
+from tests.helpers import free_port, start_server, stop_server, wait_for
+from tests.indexer.test_build_records import lock_held_by_another_build
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # a Monday, 01:00
 

@@ -20,7 +20,7 @@ from indexer.extract.model import BROKEN_TEXT_ENCODING, NO_TEXT
 from indexer.extract.ocr import find_tesseract
 from indexer.pipeline import BuildReport, Indexer
 from search_api.settings import ApiSettings
-from tests.conftest import SHARED_EVAL
+from tests.helpers import SHARED_EVAL
 
 pytestmark = pytest.mark.slow
 

@@ -30,7 +30,7 @@ from indexer.pipeline import Indexer
 from search_api.cli import app
 from search_api.searcher import Searcher
 from search_api.settings import ApiSettings
-from tests.conftest import make_pdf
+from tests.helpers import make_pdf
 
 runner = CliRunner()
 QUERIES = ("calibrated peer review of design work", "download packages for low bandwidth", "tides and the moon")

@@ -12,7 +12,7 @@ from indexer.metadata import DocumentMetadata
 from indexer.pipeline import Indexer
 from search_api.app import create_app
 from search_api.settings import ApiSettings
-from tests.conftest import make_pdf
+from tests.helpers import make_pdf
 
 PEER = "Peer assessment with calibrated rubrics lets thousands of learners grade design work."
 OFFLINE = "Offline packages let learners in low bandwidth regions download lecture videos."
