@@ -6,8 +6,8 @@ A build calls `fault_point(name)` at each point where a crash must leave the pub
 `published` (the pointer switched, old generations not yet removed). Storing an original has one more,
 `original` (its temp file written and fsynced, not yet renamed: an upload killed there must leave no row and, after
 a restart, no file), and `moocsearch index build` one more, `exit` (its build recorded and the lock released, the
-process not yet exited, as while it closes its workers and models). Two test-only environment variables act on those points; neither is ever set in production,
-where a fault point costs one dictionary lookup:
+process not yet exited, as while it closes its workers and models). Two test-only environment variables act on
+those points; neither is ever set in production, where a fault point costs one dictionary lookup:
 
 - `MOOCSEARCH_TEST_PAUSE_AT=<point>`: write the process id to the file named by `MOOCSEARCH_TEST_PAUSE_MARKER`
   and sleep, so that a test can `kill -9` the build exactly there;
