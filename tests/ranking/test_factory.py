@@ -21,6 +21,7 @@ from search_api.operations.evaluation import BeirData, BeirDocument, evaluate, i
 from search_api.operations.gate import generation_search
 from search_api.operations.indexers import open_indexer
 from search_api.settings import ApiSettings
+from tests.helpers.models import save_tiny_cross_encoder
 
 WORDS = ["peer", "assessment", "rubrics", "calibrated", "offline", "video", "learners", "download", "design", "course"]
 TEXTS = [
@@ -47,26 +48,7 @@ Ranking = list[tuple[str, float | None]]  # (BEIR document id, score where the p
 @pytest.fixture(scope="module")
 def cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, 32-wide BERT cross-encoder with one output and a vocabulary of the test's words, saved locally."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
-
-    folder = tmp_path_factory.mktemp("cross-encoder")
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizer(vocab_file=str(folder / "vocab.txt"), model_max_length=512)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(WORDS) + 5,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        num_labels=1,
-        initializer_range=0.5,  # wide weights: clearly different scores for different texts
-    )
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_cross_encoder(tmp_path_factory.mktemp("cross-encoder"), WORDS)
 
 
 def _settings(data_dir: Path, monkeypatch: pytest.MonkeyPatch, **extra: str) -> ApiSettings:

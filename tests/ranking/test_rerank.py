@@ -17,6 +17,7 @@ from search_api.app import create_app
 from search_api.ranking.reranking import RerankerError, load_reranker, rerank_text
 from search_api.searcher import Searcher
 from search_api.settings import ApiSettings
+from tests.helpers.models import save_tiny_cross_encoder
 
 WORDS = [
     "peer",
@@ -48,26 +49,7 @@ QUERY = "peer assessment rubrics"
 @pytest.fixture(scope="module")
 def cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, 32-wide BERT with one output and a WordPiece vocabulary of the test's words, saved locally."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
-
-    folder = tmp_path_factory.mktemp("cross-encoder")
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizer(vocab_file=str(folder / "vocab.txt"), model_max_length=512)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(WORDS) + 5,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        num_labels=1,
-        initializer_range=0.5,  # wide weights: clearly different scores for different texts
-    )
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_cross_encoder(tmp_path_factory.mktemp("cross-encoder"), WORDS)
 
 
 def _oracle_scores(folder: Path, query: str, texts: list[str]) -> list[float]:
