@@ -1,4 +1,4 @@
-"""The lexical index: BM25 (bm25s) over language-aware tokens.
+"""The lexical index: BM25 over language-aware tokens (scored at query time, see `indexer.bm25`).
 
 Words of space-separated scripts are lower-cased, stop words dropped and stemmed with the Snowball stemmer of
 the text's language; Chinese is segmented with jieba; Japanese and Thai runs, which have neither spaces nor a
@@ -17,10 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from indexer.bm25 import Postings, Statistics, score_terms, top_k
+
 logger = logging.getLogger(__name__)
 
 BM25_K1 = 0.9
 BM25_B = 0.4
+LEXICAL_ENGINE = "bm25-postings"  # the manifest's name for it (formats 1-2: "bm25s")
 
 _SNOWBALL = {
     "ar": "arabic", "ca": "catalan", "cs": "czech", "da": "danish", "de": "german", "el": "greek",
@@ -97,82 +100,106 @@ def tokenize(text: str, language: str | None = None) -> list[str]:
 
 
 class LexicalIndex:
-    """BM25 over passages; rows are the same as the dense index's."""
+    """BM25 over passages; rows are the same as the dense index's.
 
-    def __init__(self, retriever: Any, size: int) -> None:
-        self._retriever = retriever
+    Scores are computed at query time from postings (see `indexer.bm25`), with N, document frequencies and the
+    average length taken over the rows the caller may see (`visible`), never over hidden or deleted ones.
+    """
+
+    def __init__(self, postings: Postings | None, size: int) -> None:
+        self._postings = postings
         self.size = size
+
+    @property
+    def precomputed(self) -> bool:
+        """Whether this is an older generation's bm25s index, whose length normalisation counts every row."""
+        return self._postings is not None and self._postings.precomputed
 
     @classmethod
     def build(cls, passages: Sequence[tuple[str, str | None]]) -> LexicalIndex:
-        """Index (text, language) pairs in row order."""
-        import bm25s
-
-        logging.getLogger("bm25s").setLevel(logging.WARNING)
-        retriever = bm25s.BM25(k1=BM25_K1, b=BM25_B)
+        """Index (text, language) pairs in row order (a row without terms holds one placeholder, as bm25s did)."""
         corpus = [tokenize(text, language) or ["\u2205"] for text, language in passages]
-        if corpus:
-            retriever.index(corpus, show_progress=False)
-        return cls(retriever, len(corpus))
+        return cls(Postings.of(corpus) if corpus else None, len(corpus))
 
     def save(self, folder: Path) -> None:
         """Write the index files into `folder`."""
         folder.mkdir(parents=True, exist_ok=True)
-        if self.size:
-            self._retriever.save(str(folder), show_progress=False)
+        if self._postings is not None:
+            self._postings.save(folder)
         (folder / "size").write_text(str(self.size))
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
-        """Open saved index files, memory-mapped."""
-        import bm25s
-
+        """Open saved index files, memory-mapped (format 3 postings, or an older generation's bm25s index)."""
         size = int((folder / "size").read_text())
-        retriever = bm25s.BM25.load(str(folder), mmap=True, show_progress=False) if size else None
-        return cls(retriever, size)
+        index = cls(Postings.load(folder, size) if size else None, size)
+        if index.precomputed:
+            logger.warning(
+                "%s holds bm25s's precomputed scores (generation format 1-2): IDF is taken from the rows each caller "
+                "may see, but length normalisation still counts every row until the next build rewrites it",
+                folder,
+            )
+        return index
 
     def search(
-        self, query: str, language: str | None, k: int, allowed: np.ndarray | None = None
+        self,
+        query: str,
+        language: str | None,
+        k: int,
+        allowed: np.ndarray | None = None,
+        visible: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, rows) for a query, only rows with a positive score (and in `allowed`, if given)."""
-        scores, rows, _ = self.search_with_coverage(query, language, k, allowed)
+        scores, rows, _ = self.search_with_coverage(query, language, k, allowed, visible)
         return scores, rows
 
     def search_with_coverage(
-        self, query: str, language: str | None, k: int, allowed: np.ndarray | None = None
+        self,
+        query: str,
+        language: str | None,
+        k: int,
+        allowed: np.ndarray | None = None,
+        visible: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Top-k (scores, rows, coverage): coverage is the share of the query's IDF mass each row contains.
 
-        Query terms the corpus lacks count with the highest IDF, so a Chinese question over English passages,
-        or a match on one common word, covers little of the query however the matched rows rank.
+        Statistics come from the `visible` rows (a boolean mask; None: every row), the rows a caller may see,
+        whatever else `allowed` (their subset a search may return) narrows: a term only hidden rows hold counts
+        as one the corpus lacks, and the ranking is bm25s's over the visible rows alone. Query terms the
+        corpus lacks count with the highest IDF, so a Chinese question over English passages, or a match on one
+        common word, covers little of the query however the matched rows rank.
         """
         empty = np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32)
         terms = list(dict.fromkeys(tokenize(query, language)))
-        if not terms or not self.size or self._retriever is None:
+        if not terms or self._postings is None:
             return empty
-        vocabulary = self._retriever.vocab_dict
-        known = [t for t in terms if t in vocabulary]
-        if not known:
+        statistics = self._postings.statistics(visible)
+        if not statistics.rows:
             return empty
-        mask = None if allowed is None else allowed.astype(np.float32)
-        found, scores = self._retriever.retrieve(
-            [known], k=min(k, self.size), show_progress=False, n_threads=1, weight_mask=mask
-        )
-        keep = scores[0] > 0
-        rows = found[0][keep].astype(np.int64)
-        return scores[0][keep].astype(np.float32), rows, self._coverage(terms, rows)
+        rows, scores = score_terms(self._postings, terms, statistics, BM25_K1, BM25_B)
+        if allowed is not None:
+            keep = allowed[rows]
+            rows, scores = rows[keep], scores[keep]
+        # The best are picked among the visible rows alone (an array of their scores in row order), so where
+        # hidden rows lie cannot reorder ties.
+        shown = None if statistics.visible is None else np.flatnonzero(statistics.visible)
+        candidates = np.zeros(statistics.rows, dtype=np.float32)
+        candidates[rows if shown is None else np.searchsorted(shown, rows)] = scores
+        best = top_k(candidates, k)
+        best = best[candidates[best] > 0]
+        rows = best if shown is None else shown[best]
+        return candidates[best], rows.astype(np.int64), self._coverage(terms, rows, statistics)
 
-    def _coverage(self, terms: list[str], rows: np.ndarray) -> np.ndarray:
-        matrix = self._retriever.scores
-        indptr, indices, total = matrix["indptr"], matrix["indices"], float(self.size)
-        vocabulary = self._retriever.vocab_dict
+    def _coverage(self, terms: list[str], rows: np.ndarray, statistics: Statistics) -> np.ndarray:
+        assert self._postings is not None
         matched = np.zeros(len(rows), dtype=np.float64)
         mass = 0.0
         for term in terms:
-            term_id = vocabulary.get(term)
-            frequency = 0 if term_id is None else int(indptr[term_id + 1] - indptr[term_id])
-            idf = float(np.log(1.0 + (total - frequency + 0.5) / (frequency + 0.5)))
-            mass += idf
-            if frequency:
-                matched += idf * np.isin(rows, indices[indptr[term_id] : indptr[term_id + 1]])
+            holding, _ = self._postings.column(term, statistics)
+            frequency = len(holding)
+            # numpy's log, as this weight has always used (math.log, bm25s's, may differ in the last bit).
+            weight = float(np.log(1.0 + (statistics.rows - frequency + 0.5) / (frequency + 0.5)))
+            mass += weight
+            if len(holding):
+                matched += weight * np.isin(rows, holding)
         return (matched / mass).astype(np.float32) if mass else np.zeros(len(rows), np.float32)

@@ -49,7 +49,7 @@ from indexer.generation import (
 )
 from indexer.generation.writer import GenerationContent, write_generation
 from indexer.ingest import IngestResult, ingest_bytes
-from indexer.lexical import BM25_B, BM25_K1
+from indexer.lexical import BM25_B, BM25_K1, LEXICAL_ENGINE
 from indexer.metadata import DocumentMetadata
 from indexer.passages import embedding_text
 from indexer.quality import GenerationSearch, catalog_ids_by_filename, check_generation, load_golden_queries
@@ -257,7 +257,7 @@ class Indexer:
         parameters = BuildParameters(
             passage_max_tokens=self.cutting.max_tokens,
             chunker=self.cutting.key,
-            lexical=LexicalParameters("bm25s", BM25_K1, BM25_B),
+            lexical=LexicalParameters(LEXICAL_ENGINE, BM25_K1, BM25_B),
             dense=DenseParameters(ann.threshold, ann.recall_floor, ann.nlist, ann.nprobe, ann.recall_queries),
         )
         digest = content_digest(passage_rows, document_rows, models, parameters)

@@ -94,6 +94,17 @@ class SearchFilters:
         mask = np.logical_and.reduce(masks) if len(masks) > 1 else masks[0]
         return None if mask.all() else mask
 
+    def visible_documents(self, documents: Sequence[DocumentInfo]) -> np.ndarray | None:
+        """Which of a generation's documents the viewer may see at all (live, visible to it), whatever the other
+        filters ask; None when all are (or there is no viewer). Ranking statistics come from these alone."""
+        if self.viewer is None:
+            return None
+        assert self.access is not None
+        cache = self.access_cache
+        arrays = _AccessArrays(documents, self.access) if cache is None else cache.arrays(documents, self.access)
+        mask = arrays.visible_to(self.viewer)
+        return None if mask.all() else mask
+
     def row_mask(self, documents: Sequence[DocumentInfo], row_document: np.ndarray) -> np.ndarray | None:
         """A boolean mask over index rows, or None when nothing is filtered."""
         document_mask = self.document_mask(documents)

@@ -106,6 +106,9 @@ class Searcher:
         self.embedder = self.encoders[0]
         self.weights = (dense_weight, lexical_weight)
         self.corpus_languages = sorted(c for c in manifest.languages if c != "und")
+        self.document_languages = _document_languages(
+            len(reader.documents), reader.row_document, reader.row_language, self.corpus_languages
+        )
         self.reranker = reranker
         self.rerank_depth = rerank_depth
         # Routing reads the languages the generation recorded for each encoder, and the loaded model's kind.
@@ -136,10 +139,16 @@ class Searcher:
         """
         timings: dict[str, float] = {}
         row_language = self.reader.row_language
-        allowed = (filters or SearchFilters()).row_mask(self.reader.documents, self.reader.row_document)
+        filters = filters or SearchFilters()
+        allowed = filters.row_mask(self.reader.documents, self.reader.row_document)
+        # What the caller may see, not what its filters ask for, decides every statistic a ranking reads (BM25's
+        # N, df and average length, the languages a query is guessed among): a hidden document changes nothing
+        # its caller can observe, and a filtered search scores a passage as the unfiltered one does.
+        visible_documents = filters.visible_documents(self.reader.documents)
+        visible = None if visible_documents is None else visible_documents[self.reader.row_document]
         depth = candidate_depth(offset + k, per_document)
         dense_weight, lexical_weight = self.weights
-        language = guess_query_language(query, self.corpus_languages)
+        language = guess_query_language(query, self.visible_languages(visible_documents))
         dense = DenseEvidence()
         if dense_weight > 0:
             dense = self._dense_evidence(
@@ -154,7 +163,9 @@ class Searcher:
         if lexical_weight > 0:
             started = time.perf_counter()
             lexical.append(
-                lexical_evidence(self.reader.lexical, row_language, query, language, allowed, depth, lexical_weight)
+                lexical_evidence(
+                    self.reader.lexical, row_language, query, language, allowed, depth, lexical_weight, visible
+                )
             )
             timings["lexical"] = time.perf_counter() - started
         ranked = fuse_by_language([*dense.rankings, *lexical], dense.allocation, row_language, language)
@@ -183,14 +194,19 @@ class Searcher:
         The passage's own document and its near duplicates are left out. Raises UnknownPassageError.
         """
         filters = filters or SearchFilters()
+        unknown = UnknownPassageError(f"no passage {passage_id} in generation {self.generation_id}")
         row = self.reader.row_of(passage_id)
-        source = self.reader.passages([row]).get(row) if row is not None else None
-        if row is None or source is None:
-            raise UnknownPassageError(f"no passage {passage_id} in generation {self.generation_id}")
+        if row is None:
+            raise unknown
         own = int(self.reader.row_document[row])
-        # A passage the caller may not see is not revealed by asking for passages like it.
-        if not SearchFilters(visibilities=filters.visibilities).matches(self.reader.documents[own]):
-            raise UnknownPassageError(f"no passage {passage_id} in generation {self.generation_id}")
+        document = self.reader.documents[own]
+        # A passage the caller may not see is not revealed by asking for passages like it, nor by how long the
+        # answer takes: visibility (as the catalog says now) is checked before anything else is read or searched.
+        if not filters.visible(document.id) or not SearchFilters(visibilities=filters.visibilities).matches(document):
+            raise unknown
+        source = self.reader.passages([row]).get(row)
+        if source is None:
+            raise unknown
         copies = set(source.near_duplicates)
         excluded = frozenset({own} | {p for p, d in enumerate(self.reader.documents) if d.id in copies})
         keep = ~np.isin(self.reader.row_document, list(excluded))
@@ -207,6 +223,14 @@ class Searcher:
         hits = self._hits(grouped, offset, timings)
         seconds = {name: round(value, 6) for name, value in timings.items()}
         return SearchResult(self.generation_id, hits, grouped.total, seconds, language, source=source)
+
+    def visible_languages(self, visible_documents: np.ndarray | None) -> list[str]:
+        """The corpus languages of the documents a caller may see (None: all): a weak guess of a query's language
+        picks among them, so a language only hidden documents are in must not sway it."""
+        if visible_documents is None:
+            return self.corpus_languages
+        present = self.document_languages[visible_documents].any(axis=0)
+        return [code for code, shown in zip(self.corpus_languages, present, strict=True) if shown]
 
     def _dense_evidence(
         self,
@@ -240,3 +264,13 @@ class Searcher:
             for i, (row, score) in enumerate(grouped.rows)
             if row in records
         ]
+
+
+def _document_languages(
+    documents: int, row_document: np.ndarray, row_language: np.ndarray, languages: Sequence[str]
+) -> np.ndarray:
+    """A (documents, languages) table: whether any row of the document is in the language."""
+    table = np.zeros((documents, len(languages)), dtype=bool)
+    for position, code in enumerate(languages):
+        table[row_document[row_language == code], position] = True
+    return table

@@ -6,12 +6,15 @@ A generation is an immutable folder `<data_dir>/generations/<id>/` holding
 - `dense.faiss`, `dense-1.faiss`, ...: the vectors of each encoder listed in the manifest (row i = passage i),
   exact or approximate by corpus size (`indexer/dense.py`; the encoder's `index` says which);
 - `passages.sqlite3`: the passage table (row -> text, provenance) and the documents it cites;
-- `lexical/`: the BM25 index over the same rows.
+- `lexical/`: the BM25 postings over the same rows (term counts and row lengths: scores are computed at query time
+  from the rows the caller may see, `indexer/bm25.py`).
 The published generation is named by the pointer file `<data_dir>/generations/CURRENT`, replaced atomically.
 `<data_dir>/generations/PUBLISHED` lists the generations ever published.
 
 Format 2 added `content_digest` and moved the passage count by language out of `parameters`; format 1 folders
-(written before) are still read, with no digest.
+(written before) are still read, with no digest. Format 3 replaced bm25s's precomputed scores in `lexical/` by raw
+postings, so that no statistic of a hidden row reaches a caller's scores; format 1-2 folders are still served
+(their IDF rescaled to the visible rows, their length normalisation over every row, until the next build).
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from typing import Any
 
 from indexer.generation.rows import DocumentRow, PassageRow
 
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_FORMATS = (1, 2, 3)
 MANIFEST_FILE = "manifest.json"
 DENSE_FILE = "dense.faiss"
 PASSAGES_FILE = "passages.sqlite3"

@@ -88,14 +88,16 @@ def lexical_evidence(
     allowed: np.ndarray | None,
     depth: int,
     weight: float = 1.0,
+    visible: np.ndarray | None = None,
 ) -> Ranking:
     """BM25's ranking of the `allowed` rows, each weighted by the language it is in.
 
     A passage in the query's language counts as BM25 ranks it. Across languages, lexical evidence counts in
     proportion to how much of the query a passage contains: a shared name or number must not outrank a
-    semantic match.
+    semantic match. BM25's statistics and the coverage's IDF come from the `visible` rows (those the caller
+    may see; None: every row), so nothing a caller may not see moves a score or a weight.
     """
-    _, rows, coverage = lexical.search_with_coverage(query, language, depth, allowed)
+    _, rows, coverage = lexical.search_with_coverage(query, language, depth, allowed, visible)
     same = in_language(row_language, rows, language)
     weights = np.where(same, 1.0, coverage) * weight
     return Ranking(tuple(weights.tolist()), tuple(rows.tolist()))

@@ -13,7 +13,7 @@ from indexer.access import Viewer
 from indexer.metadata import RESOURCE_TYPES, YEARS
 from search_api.filters import SearchFilters
 from search_api.searcher import SearchResult
-from search_api.services.errors import InvalidInput, NotFound
+from search_api.services.errors import InvalidInput
 from search_api.services.generations import SearchService, ServedGeneration
 from search_api.settings import ApiSettings
 
@@ -118,14 +118,12 @@ def similar(
     filters: SearchFilters = NO_FILTERS,
 ) -> SearchAnswer:
     """More like this: passages similar to a passage, in any language, among what `viewer` may see; its own
-    document and near duplicates left out. NotFound for an unknown passage and for one the viewer may not see
-    (a hidden passage is not revealed by its likes)."""
+    document and near duplicates left out. The same NotFound (UnknownPassageError) for an unknown passage and for
+    one the viewer may not see, raised before any search runs: a hidden passage is revealed neither by its likes
+    nor by the time the answer takes."""
     k = check_page(service.settings, k, offset)
     filters = check_filters(filters)
     generation = service.generation
     applied = _for_viewer(service, generation, viewer, filters)
-    searcher = generation.searcher
-    result = searcher.similar(passage_id, k=k, offset=offset, per_document=per_document, filters=applied)
-    if result.source is None or not applied.visible(result.source.document_id):
-        raise NotFound(f"no passage {passage_id} in generation {result.generation_id}")
+    result = generation.searcher.similar(passage_id, k=k, offset=offset, per_document=per_document, filters=applied)
     return SearchAnswer(None, k, offset, result, applied)

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from indexer.catalog import BUILD_PUBLISHED, BUILD_UNCHANGED
@@ -92,6 +93,18 @@ def test_a_format_1_generation_still_opens() -> None:
             (None, "public", (), None),
         ]
         assert list(reader.row_language) == ["en", "fr"]
+    finally:
+        reader.close()
+
+
+def test_a_format_1_generation_s_bm25s_index_is_still_searched() -> None:
+    """Formats 1-2 hold bm25s's precomputed scores (format 3: postings); they are served until the next build."""
+    reader = GenerationReader(FORMAT_1)
+    try:
+        assert reader.lexical.precomputed
+        scores, rows = reader.lexical.search("peer review in large courses", "en", 10)
+        assert rows.tolist() == [0] and scores[0] > 0
+        assert reader.lexical.search("peer review", "en", 10, visible=np.array([False, True]))[1].tolist() == []
     finally:
         reader.close()
 

@@ -109,17 +109,17 @@ def test_build_publishes_a_verified_generation_with_a_complete_manifest(indexer:
     manifest = verify_generation(folder)
     assert manifest.model_id == "hash-256" and manifest.dimension == 256
     assert manifest.passage_count == report.passages == 1 and manifest.document_count == 1
-    assert {"dense.faiss", "passages.sqlite3", "lexical/size", "lexical/vocab.index.json"} <= set(manifest.files)
+    assert {"dense.faiss", "passages.sqlite3", "lexical/size", "lexical/vocabulary.json"} <= set(manifest.files)
     assert all((folder / name).is_file() for name in manifest.files)
-    assert manifest.parameters.lexical == LexicalParameters(engine="bm25s", k1=0.9, b=0.4)
+    assert manifest.parameters.lexical == LexicalParameters(engine="bm25-postings", k1=0.9, b=0.4)
     assert manifest.catalog_state["documents_by_status"] == {"indexed": 1}
     assert [(e.model_id, e.file, e.index) for e in manifest.encoders] == [
         ("hash-256", DENSE_FILE, DenseIndexSpec("flat-ip"))
     ]
-    assert manifest.languages == {"en": 1} and manifest.content_digest and manifest.format_version == 2
+    assert manifest.languages == {"en": 1} and manifest.content_digest and manifest.format_version == 3
     stored = json.loads((folder / "manifest.json").read_text())
     assert stored["generation_id"] == report.generation_id
-    assert stored["parameters"]["lexical"] == {"engine": "bm25s", "k1": 0.9, "b": 0.4}
+    assert stored["parameters"]["lexical"] == {"engine": "bm25-postings", "k1": 0.9, "b": 0.4}
 
 
 def test_a_changed_file_fails_verification(indexer: Indexer) -> None:
