@@ -6,16 +6,25 @@ indexer (write side) must not import the search service (read side), so whoever 
 `search_api.operations.gate.generation_search`). A build whose share of passing queries falls below the threshold
 is kept unpublished and reported; queries whose documents are not in the catalog (a deployment without the bundled
 corpus, a deleted document) are skipped, not failed.
+
+The gate judges as an anonymous reader over the documents it is about, and nothing else: the live public documents
+its golden queries name (the first ingested under each name, the operator's corpus, which a later upload under the
+same name does not replace). Searched over every row, as no one in particular, ten keyword-stuffed uploads of one
+member (even member-only ones) outranked the golden documents and failed every build; whatever members upload
+now, the gate's candidates and its BM25 statistics are the golden documents alone, so no contribution can hold
+back a build. What it still catches is what it is for: a change of models, chunking or ranking code that stops
+the golden documents from answering their queries among themselves.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from indexer.access import PUBLIC
 from indexer.catalog import DELETED, Catalog
 
 
@@ -26,9 +35,13 @@ class QualityGateError(Exception):
 class GenerationSearch(Protocol):
     """Runs queries against the generation in `folder` (published or not) through the real search path."""
 
-    def __call__(self, folder: Path, queries: Sequence[str], top_n: int) -> list[list[tuple[str, ...]]]:
+    def __call__(
+        self, folder: Path, queries: Sequence[str], top_n: int, documents: Collection[str] | None = None
+    ) -> list[list[tuple[str, ...]]]:
         """For each query, its top `top_n` documents, each as the ids it stands for: the document's own id
-        first, then those of the near duplicates it represents."""
+        first, then those of the near duplicates it represents. With `documents`, the search reads as an
+        anonymous caller to whom only those are visible (candidates and ranking statistics alike); None: every
+        document, as no one in particular."""
         ...
 
 
@@ -104,12 +117,13 @@ def load_golden_queries(path: Path) -> list[GoldenQuery]:
 
 
 def catalog_ids_by_filename(catalog: Catalog) -> dict[str, set[str]]:
-    """Ids of the catalog's documents (deleted ones left out) by file name."""
+    """The id of the document the gate takes each file name for: the first ingested live public document of
+    that name (a member's later upload of the same name is never taken for a golden document)."""
     ids: dict[str, set[str]] = {}
     total = sum(catalog.count_by_status().values())
-    for document in catalog.list_documents(limit=max(total, 1)):
-        if document.status != DELETED:
-            ids.setdefault(document.filename, set()).add(document.id)
+    for document in catalog.list_documents(limit=max(total, 1)):  # oldest first
+        if document.status != DELETED and document.metadata.visibility == PUBLIC and document.filename not in ids:
+            ids[document.filename] = {document.id}
     return ids
 
 
@@ -121,10 +135,12 @@ def check_generation(
     top_n: int,
     min_pass_rate: float,
 ) -> QualityReport:
-    """Run the golden queries whose documents are in the catalog (`known`: ids by file name) against `folder`."""
+    """Run the golden queries whose documents are in the catalog (`known`: ids by file name) against `folder`, as
+    an anonymous reader to whom only the documents the golden queries name are visible."""
     checked = [(g, set().union(*(known.get(name, set()) for name in g.documents))) for g in golden]
     runnable = [(g, ids) for g, ids in checked if ids]
-    results = search(folder, [g.query for g, _ in runnable], top_n) if runnable else []
+    about = frozenset().union(*(ids for _, ids in checked))
+    results = search(folder, [g.query for g, _ in runnable], top_n, about) if runnable else []
     names = {i: name for name, ids in known.items() for i in ids}
     failures = []
     for (query, expected), found in zip(runnable, results, strict=True):
