@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,15 +67,14 @@ class Postings:
     def of(cls, corpus: Sequence[Sequence[str]]) -> Postings:
         """The postings of tokenised rows, in row order."""
         vocabulary: dict[str, int] = {}
-        terms: list[int] = []
-        rows: list[int] = []
-        counts: list[int] = []
+        # Typed arrays, not lists: a million passages hold some fifty million (term, row) pairs.
+        terms, rows, counts = array("q"), array("i"), array("f")
         for row, tokens in enumerate(corpus):
             for term, count in Counter(tokens).items():
                 terms.append(vocabulary.setdefault(term, len(vocabulary)))
                 rows.append(row)
                 counts.append(count)
-        term_array = np.asarray(terms, dtype=np.int64)
+        term_array = np.frombuffer(terms, dtype=np.int64)
         order = np.argsort(term_array, kind="stable")  # rows stay ascending within a term
         indptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)
         np.cumsum(np.bincount(term_array, minlength=len(vocabulary)), out=indptr[1:])
@@ -82,8 +82,8 @@ class Postings:
             len(corpus),
             vocabulary,
             indptr,
-            np.asarray(rows, dtype=np.int32)[order],
-            np.asarray(counts, dtype=np.float32)[order],
+            np.frombuffer(rows, dtype=np.int32)[order],
+            np.frombuffer(counts, dtype=np.float32)[order],
             np.asarray([len(tokens) for tokens in corpus], dtype=np.int64),
         )
 
