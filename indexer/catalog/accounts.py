@@ -86,7 +86,8 @@ def resolve_owner(db: Database, name: str | None) -> str | None:
     if name is None:
         return None
     rows = db.query("SELECT id FROM members WHERE name = ? COLLATE BINARY", (display_name(name),))
-    rows = rows or db.query("SELECT id FROM members WHERE name_key = ?", (name_key(name),))
+    if len(rows) != 1:  # two members registered before names were canonical may share a display name
+        rows = db.query("SELECT id FROM members WHERE name_key = ?", (name_key(name),))
     return str(rows[0][0]) if rows else None
 
 

@@ -134,17 +134,18 @@ def _own_documents_by_member(db: sqlite3.Connection) -> None:
     naming institutions) or naming colliding members ambiguously get no owner: only admins change them, and a
     member-only one is seen by admins only."""
     members = db.execute("SELECT id, name FROM members").fetchall()
-    exact = {display_name(name): member_id for member_id, name in members}
+    exact: dict[str, list[str]] = {}
     by_key: dict[str, list[str]] = {}
     for member_id, name in members:
+        exact.setdefault(display_name(name), []).append(member_id)
         by_key.setdefault(name_key(name), []).append(member_id)
     named = db.execute("SELECT id, json_extract(metadata, '$.member') AS member FROM documents").fetchall()
     for document_id, member in ((row[0], row[1]) for row in named if row[1] is not None):
-        owner = exact.get(display_name(str(member)))
-        if owner is None and len(by_key.get(name_key(str(member)), ())) == 1:
-            owner = by_key[name_key(str(member))][0]
-        if owner is not None:
-            db.execute("UPDATE documents SET owner_id = ? WHERE id = ?", (owner, document_id))
+        owners = exact.get(display_name(str(member)), [])
+        if len(owners) != 1:
+            owners = by_key.get(name_key(str(member)), [])
+        if len(owners) == 1:
+            db.execute("UPDATE documents SET owner_id = ? WHERE id = ?", (owners[0], document_id))
 
 
 @dataclass(frozen=True)

@@ -106,16 +106,19 @@ class Documents:
         self._db = db
         self._access: _AccessCache | None = None
 
-    def add(self, sha256: str, filename: str, size_bytes: int, metadata: DocumentMetadata) -> tuple[Document, bool]:
+    def add(
+        self, sha256: str, filename: str, size_bytes: int, metadata: DocumentMetadata, owner_id: str | None = None
+    ) -> tuple[Document, bool]:
         """Insert a pending document; returns (document, created). Known bytes return the existing row, except
         a deleted one, which comes back as pending with the new name and metadata.
 
-        Its owner is the member its `member` field names (`resolve_owner`): a member's upload names the member of
-        its key, an operator's ingest may name any member or an institution that is none."""
+        Its owner is `owner_id` (a member's upload: the member of its key, never found by name: names that differ
+        only by the Kelvin sign are the same once NFC), else the member its `member` field names (`resolve_owner`:
+        an operator's ingest or an admin's upload may name any member, or an institution that is none)."""
         with self._db.lock:
             existing = self.find_by_sha256(sha256)
             if existing is not None and existing.status == DELETED:
-                return self._restore(existing.id, filename, metadata), True
+                return self._restore(existing.id, filename, metadata, owner_id), True
             if existing is not None:
                 return existing, False
             now = utc_now()
@@ -135,7 +138,7 @@ class Documents:
                             PENDING,
                             now,
                             now,
-                            resolve_owner(self._db, metadata.member),
+                            owner_id or resolve_owner(self._db, metadata.member),
                         ),
                     )
                 ]
@@ -144,7 +147,7 @@ class Documents:
             assert document is not None
             return document, True
 
-    def _restore(self, document_id: str, filename: str, metadata: DocumentMetadata) -> Document:
+    def _restore(self, document_id: str, filename: str, metadata: DocumentMetadata, owner_id: str | None) -> Document:
         """Bring a deleted document back as pending (extracted again at the next build)."""
         self._db.write(
             [
@@ -160,7 +163,7 @@ class Documents:
                         metadata.language,
                         PENDING,
                         utc_now(),
-                        resolve_owner(self._db, metadata.member),
+                        owner_id or resolve_owner(self._db, metadata.member),
                         document_id,
                     ),
                 ),

@@ -38,11 +38,12 @@ class Catalog:
     # Documents.
 
     def add_document(
-        self, sha256: str, filename: str, size_bytes: int, metadata: DocumentMetadata
+        self, sha256: str, filename: str, size_bytes: int, metadata: DocumentMetadata, owner_id: str | None = None
     ) -> tuple[Document, bool]:
-        """Insert a pending document; returns (document, created). Known bytes return the existing row, except
-        a deleted one, which comes back as pending with the new name and metadata."""
-        return self._documents.add(sha256, filename, size_bytes, metadata)
+        """Insert a pending document owned by `owner_id` (None: the member its `member` field names, if any);
+        returns (document, created). Known bytes return the existing row, except a deleted one, which comes back
+        as pending with the new name, metadata and owner."""
+        return self._documents.add(sha256, filename, size_bytes, metadata, owner_id)
 
     def update_metadata(self, document_id: str, metadata: DocumentMetadata) -> Document | None:
         """Replace a document's metadata; visibility and member count in searches at once (`document_access`)."""

@@ -9,7 +9,7 @@ import typer
 
 from indexer.catalog import DELETED, FAILED, INDEXED, PENDING, Document
 from indexer.ingest import IngestError, entries_for_paths
-from indexer.metadata import ManifestEntry, MetadataError, parse_metadata, read_manifest
+from indexer.metadata import ManifestEntry, MetadataError, check_owned, parse_metadata, read_manifest
 from indexer.pipeline import Indexer
 from search_api.cli.common import JsonOpt, app, documents_app, emit, fail, reported, settings
 
@@ -17,7 +17,7 @@ STATUSES = (PENDING, INDEXED, FAILED, DELETED)
 
 
 def _manifest_entries(paths: list[Path], manifest: Path | None, metadata: dict[str, Any]) -> list[ManifestEntry]:
-    base = parse_metadata(metadata)
+    base = check_owned(parse_metadata(metadata))  # `--visibility member` needs `--member`
     entries: list[ManifestEntry] = read_manifest(manifest) if manifest else []
     for path in paths:
         if not path.exists():

@@ -123,7 +123,8 @@ def contribute(
         raise InvalidInput("the file is empty", "empty_file")
     media_type = sniff_claimed_type(data, filename, declared_type)
     settings = service.settings
-    result = ingest_bytes(service.store, service.catalog, data, filename, metadata, settings.max_file_bytes)
+    owner = None if caller.admin else caller.member_id  # an admin's upload belongs to the member it names
+    result = ingest_bytes(service.store, service.catalog, data, filename, metadata, settings.max_file_bytes, owner)
     document = result.document
     outcome = "stored" if result.created else "duplicate"
     logger.info("upload by member %s (key %s): %s %s", caller.member_id, caller.prefix, document.id, outcome)
