@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -53,10 +54,14 @@ class SearchFilters:
         """Whether a document passes every condition, access included."""
         return self._matches_metadata(document) and self.visible(document.id)
 
+    @cached_property
+    def _member_keys(self) -> frozenset[str]:
+        """The canonical forms of the `members` asked for (names match in any spelling that reads the same)."""
+        return frozenset(name_key(m) for m in self.members)
+
     def _matches_metadata(self, document: DocumentInfo) -> bool:
-        members = {name_key(m) for m in self.members}
         return (
-            (not members or name_key(document.member or "") in members)
+            (not self.members or name_key(document.member or "") in self._member_keys)
             and (not self.languages or document.language in self.languages)
             and (not self.resource_types or document.resource_type in self.resource_types)
             and (not self.tags or bool(set(self.tags) & set(document.tags)))
