@@ -5,7 +5,9 @@ edited new version) are near duplicates. Scripts written without spaces (Chinese
 5-grams instead.
 
 Near duplicates are indexed once (the newest of a cluster stands for the others), so clustering must never hide a
-document from a caller who may see it: only documents of the same access scope are merged (`scoped_links`).
+document from a caller who may see it, nor let one member's copy stand for (and so displace, or by a later change
+of its visibility hide) another member's document: only documents of the same scope, the same visibility and the
+same owner, are merged (`scoped_links`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from indexer.access import ALLIANCE, PUBLIC
+from indexer.access import ALLIANCE, MEMBER_ONLY, PUBLIC
 
 SIGNATURE_SIZE = 128
 _SHINGLE = 5
@@ -28,7 +30,7 @@ _RNG = np.random.default_rng(20261129)
 _MULTIPLIERS = _RNG.integers(1, 2**63, size=SIGNATURE_SIZE, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 _OFFSETS = _RNG.integers(0, 2**63, size=SIGNATURE_SIZE, dtype=np.uint64)
 
-# Who may see a document: its visibility, and for narrower ones its member (casefolded, as Viewer.owns compares).
+# Who may see a document and who may change it: its visibility and its owner (a member id; "" for none).
 Scope = tuple[str, str]
 
 
@@ -78,13 +80,14 @@ def most_similar(
     return ids[best] if scores[best] >= threshold else None
 
 
-def access_scope(visibility: str, member: str | None) -> Scope:
-    """A key equal for two documents exactly when the same callers may see both (the rule of Viewer.can_see):
-    public and alliance documents are seen whatever their member; any narrower one only by its own member's keys
-    (and admins), so the member is part of its key."""
-    if visibility in (PUBLIC, ALLIANCE):
-        return (visibility, "")
-    return (visibility, (member or "").casefold())
+def access_scope(visibility: str, owner_id: str | None) -> Scope:
+    """A key equal for two documents exactly when the same callers may see both (the rule of Viewer.can_see) and
+    the same member owns both. Owning is part of the key even where it does not change who sees (public,
+    alliance): a copy shown for another member's document could displace it, and, made member-only after the
+    build, hide it from everyone until the next. Documents without an owner (the operator's) share one."""
+    if visibility not in (PUBLIC, ALLIANCE):
+        visibility = MEMBER_ONLY
+    return (visibility, owner_id or "")
 
 
 def scoped_links(
@@ -93,10 +96,11 @@ def scoped_links(
     """The near-duplicate links to cluster by, among the documents of `scopes` (those being indexed).
 
     A cluster shows only its newest document, which is safe only when every caller who may see one copy may see
-    that one: so a link joins two documents of the same scope. A stored link (made once, at extraction, to the most
-    similar text whatever its access) that crosses scopes, because the copies differ in access or one's access was
-    changed since, is replaced by the document's most similar twin within its own scope (from `signatures`), if one
-    reaches `threshold`. Links to documents not being indexed are dropped.
+    that one, and only the owner of the others may change it: so a link joins two documents of the same scope. A
+    stored link (made once, at extraction, to the most similar text whatever its scope) that crosses scopes,
+    because the copies differ in access or owner or one's was changed since, is replaced by the document's most
+    similar twin within its own scope (from `signatures`), if one reaches `threshold`. Links to documents not
+    being indexed are dropped.
     """
     kept: dict[str, str] = {}
     by_scope: dict[Scope, list[tuple[str, bytes]]] | None = None  # made on the first crossing link

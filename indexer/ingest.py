@@ -57,14 +57,16 @@ def ingest_bytes(
     filename: str,
     metadata: DocumentMetadata,
     max_bytes: int,
+    owner_id: str | None = None,
 ) -> IngestResult:
-    """Store bytes (fsynced) and commit their catalog row; only then is the document acknowledged."""
+    """Store bytes (fsynced) and commit their catalog row; only then is the document acknowledged. `owner_id`:
+    the member whose key uploads it (None: the member its metadata names, if any)."""
     if not data:
         raise IngestError("empty_file", f"{filename}: the file is empty")
     if len(data) > max_bytes:
         raise IngestError("too_large", f"{filename}: {len(data)} bytes is over the limit of {max_bytes}")
     sha256 = store.put(data)
-    document, created = catalog.add_document(sha256, clean_filename(filename), len(data), metadata)
+    document, created = catalog.add_document(sha256, clean_filename(filename), len(data), metadata, owner_id)
     return IngestResult(document, created)
 
 

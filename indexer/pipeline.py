@@ -282,9 +282,9 @@ class Indexer:
 
     def _duplicate_clusters(self, documents: list[Document]) -> dict[str, list[str]]:
         """Near duplicates (a re-export, a new version) are indexed once: the newest of each group linked as near
-        duplicates within one access scope, as the catalog says now (so a build after a change of visibility or
-        member groups the copies anew). Keyed by the document shown, listing the others."""
-        scopes = {d.id: access_scope(d.metadata.visibility, d.metadata.member) for d in documents}
+        duplicates within one scope (visibility and owner), as the catalog says now (so a build after a change of
+        visibility or owner groups the copies anew). Keyed by the document shown, listing the others."""
+        scopes = {d.id: access_scope(d.metadata.visibility, d.owner_id) for d in documents}
         links = {d.id: d.near_duplicate_of for d in documents if d.near_duplicate_of}
         signatures = dict(self.catalog.fingerprints())
         usable = scoped_links(links, scopes, signatures, self.settings.near_duplicate_threshold)

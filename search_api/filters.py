@@ -10,10 +10,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
-from indexer.access import ALLIANCE, PUBLIC, Viewer
+from indexer.access import ALLIANCE, PUBLIC, Viewer, name_key
 from indexer.catalog import DELETED, DocumentAccess
 from indexer.generation_reader import DocumentInfo
 
@@ -53,10 +54,14 @@ class SearchFilters:
         """Whether a document passes every condition, access included."""
         return self._matches_metadata(document) and self.visible(document.id)
 
+    @cached_property
+    def _member_keys(self) -> frozenset[str]:
+        """The canonical forms of the `members` asked for (names match in any spelling that reads the same)."""
+        return frozenset(name_key(m) for m in self.members)
+
     def _matches_metadata(self, document: DocumentInfo) -> bool:
-        members = {m.casefold() for m in self.members}
         return (
-            (not members or (document.member or "").casefold() in members)
+            (not self.members or name_key(document.member or "") in self._member_keys)
             and (not self.languages or document.language in self.languages)
             and (not self.resource_types or document.resource_type in self.resource_types)
             and (not self.tags or bool(set(self.tags) & set(document.tags)))
@@ -77,7 +82,7 @@ class SearchFilters:
         if self.viewer is None:
             return True
         access = (self.access or {}).get(document_id)
-        return access is not None and access.status != DELETED and self.viewer.can_see(access.visibility, access.member)
+        return access is not None and access.status != DELETED and self.viewer.can_see(access.visibility, access.owner)
 
     def document_mask(self, documents: Sequence[DocumentInfo]) -> np.ndarray | None:
         """Which of a generation's documents pass, or None when all do."""
@@ -121,7 +126,8 @@ class _AccessArrays:
         # A document the catalog does not know is treated as deleted: fail closed.
         self.live = np.array([a is not None and a.status != DELETED for a in found], dtype=bool)
         self.visibility = np.array([a.visibility if a else "" for a in found], dtype=object)
-        self.member = np.array([(a.member or "").casefold() if a else "" for a in found], dtype=object)
+        # Owner ids ("" for none, which no viewer's id equals): the same comparison as Viewer.owns.
+        self.owner = np.array([(a.owner or "") if a else "" for a in found], dtype=object)
 
     def visible_to(self, viewer: Viewer) -> np.ndarray:
         """Live documents the viewer may see (the rule of Viewer.can_see)."""
@@ -130,8 +136,8 @@ class _AccessArrays:
         allowed = self.visibility == PUBLIC
         if viewer.is_member:
             allowed |= self.visibility == ALLIANCE
-        if viewer.member:
-            allowed |= self.member == viewer.member.casefold()
+        if viewer.member_id:
+            allowed |= self.owner == viewer.member_id
         return self.live & allowed
 
 

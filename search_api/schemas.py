@@ -297,7 +297,9 @@ class UploadOut(BaseModel):
                     "size_bytes": 48213,
                     "sha256": "3f2a9c0d1e4b5a67" + "0" * 48,
                     "duplicate_of": None,
-                    "note": "stored durably; it becomes searchable after the next index build",
+                    "visibility": "member",
+                    "note": "stored durably; it becomes searchable after the next index build; visibility member: "
+                    "only your member and the operators may find it",
                 }
             ]
         }
@@ -310,6 +312,11 @@ class UploadOut(BaseModel):
     size_bytes: int
     sha256: str
     duplicate_of: str | None = Field(None, description="Set when these bytes were already in the catalog.")
+    visibility: Literal["public", "alliance", "member"] | None = Field(
+        None,
+        description="Who may find the document (left out of the upload: the member's default visibility, `member` "
+        "unless the operator set another); null for a duplicate of a document you cannot see.",
+    )
     note: str
 
 

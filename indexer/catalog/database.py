@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from indexer.access import display_name, name_key
+
 # The schema of the first versioned catalog, one statement each (executescript would commit the migration's
 # transaction half way). IF NOT EXISTS because catalogs made before versioning already hold some of it.
 _SCHEMA_1 = (
@@ -113,6 +115,39 @@ def _add_unversioned_columns(db: sqlite3.Connection) -> None:
 Step = str | Callable[[sqlite3.Connection], None]
 
 
+def _key_member_names(db: sqlite3.Connection) -> None:
+    """Give every member its canonical name key. Names that collide under it (allowed before: "Großstadt" and
+    "Grossstadt") are kept, data and keys intact: the oldest member holds the key, the others get none, which
+    `members list` flags until the operator renames them (`members set ID --name`); meanwhile names resolve to the
+    key's holder."""
+    taken: set[str] = set()
+    for member_id, name in db.execute("SELECT id, name FROM members ORDER BY created_at, rowid").fetchall():
+        key = name_key(name)
+        if key not in taken:
+            taken.add(key)
+            db.execute("UPDATE members SET name_key = ? WHERE id = ?", (key, member_id))
+
+
+def _own_documents_by_member(db: sqlite3.Connection) -> None:
+    """Give each document the member its `member` field names, by the member's exact display name, else by the
+    canonical name when one member alone has it. Documents naming no registered member (the operator's corpus
+    naming institutions) or naming colliding members ambiguously get no owner: only admins change them, and a
+    member-only one is seen by admins only."""
+    members = db.execute("SELECT id, name FROM members").fetchall()
+    exact: dict[str, list[str]] = {}
+    by_key: dict[str, list[str]] = {}
+    for member_id, name in members:
+        exact.setdefault(display_name(name), []).append(member_id)
+        by_key.setdefault(name_key(name), []).append(member_id)
+    named = db.execute("SELECT id, json_extract(metadata, '$.member') AS member FROM documents").fetchall()
+    for document_id, member in ((row[0], row[1]) for row in named if row[1] is not None):
+        owners = exact.get(display_name(str(member)), [])
+        if len(owners) != 1:
+            owners = by_key.get(name_key(str(member)), [])
+        if len(owners) == 1:
+            db.execute("UPDATE documents SET owner_id = ? WHERE id = ?", (owners[0], document_id))
+
+
 @dataclass(frozen=True)
 class Migration:
     """One numbered schema change: its steps (SQL statements or functions) run in one transaction, after which
@@ -130,6 +165,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         1,
         "the schema when migrations were numbered; a catalog made before (user_version 0) gains its missing columns",
         (_add_unversioned_columns, *_SCHEMA_1),
+    ),
+    Migration(
+        2,
+        "documents belong to a member by id, member names have one canonical form, members a default visibility",
+        (
+            "ALTER TABLE members ADD COLUMN name_key TEXT",
+            "ALTER TABLE members ADD COLUMN default_visibility TEXT NOT NULL DEFAULT 'member'",
+            "ALTER TABLE documents ADD COLUMN owner_id TEXT REFERENCES members(id)",
+            _key_member_names,
+            _own_documents_by_member,
+            "CREATE UNIQUE INDEX members_name_key ON members(name_key)",
+            "CREATE INDEX documents_owner ON documents(owner_id)",
+        ),
     ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -183,6 +231,11 @@ def migrate(db: sqlite3.Connection, path: Path, migrations: Sequence[Migration] 
     return _user_version(db)
 
 
+def _sql_name_key(name: object) -> str | None:
+    """`name_key` for SQL (listings filtered by member name compare canonical forms, as everything else)."""
+    return None if name is None else name_key(str(name))
+
+
 class Database:
     """One connection to the catalog (WAL, synchronous=FULL: a commit survives power loss) and the lock that
     serialises its users across threads."""
@@ -199,6 +252,7 @@ class Database:
             self.connection.execute("PRAGMA journal_mode=WAL")
             self.connection.execute("PRAGMA synchronous=FULL")
             self.connection.execute("PRAGMA foreign_keys=ON")
+            self.connection.create_function("name_key", 1, _sql_name_key, deterministic=True)
             migrate(self.connection, path)
         except BaseException:
             self.connection.close()

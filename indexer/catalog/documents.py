@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from indexer.access import Viewer
+from indexer.access import Viewer, name_key
+from indexer.catalog.accounts import resolve_owner
 from indexer.catalog.database import Database, utc_now
 from indexer.metadata import DocumentMetadata, parse_metadata
 
@@ -19,11 +20,11 @@ PENDING, INDEXED, FAILED, DELETED = "pending", "indexed", "failed", "deleted"
 _ACCESS_LOOKBACK = timedelta(seconds=120)
 _ACCESS_FULL_READ_SECONDS = 300.0
 
-# The visibility rule of indexer.access.Viewer.can_see, as SQL over the metadata JSON (for paged listings).
+# The visibility rule of indexer.access.Viewer.can_see, as SQL (for paged listings): the owner by id, as there.
 _VISIBLE_SQL = (
     "(json_extract(metadata, '$.visibility') IS NULL OR json_extract(metadata, '$.visibility') = 'public'"
     " OR (? AND json_extract(metadata, '$.visibility') = 'alliance')"
-    " OR (json_extract(metadata, '$.member') = ? COLLATE NOCASE))"
+    " OR (owner_id IS NOT NULL AND owner_id = ?))"
 )
 
 
@@ -53,15 +54,16 @@ class Document:
     extract_seconds: float | None
     created_at: str
     updated_at: str
+    owner_id: str | None  # the member it belongs to (None: the operators'); metadata `member` is its display name
 
 
 @dataclass(frozen=True)
 class DocumentAccess:
-    """What decides at query time whether a document may be shown: its status, visibility and institution."""
+    """What decides at query time whether a document may be shown: its status, visibility and owner (member id)."""
 
     status: str
     visibility: str
-    member: str | None
+    owner: str | None
 
 
 @dataclass(frozen=True)
@@ -104,13 +106,19 @@ class Documents:
         self._db = db
         self._access: _AccessCache | None = None
 
-    def add(self, sha256: str, filename: str, size_bytes: int, metadata: DocumentMetadata) -> tuple[Document, bool]:
+    def add(
+        self, sha256: str, filename: str, size_bytes: int, metadata: DocumentMetadata, owner_id: str | None = None
+    ) -> tuple[Document, bool]:
         """Insert a pending document; returns (document, created). Known bytes return the existing row, except
-        a deleted one, which comes back as pending with the new name and metadata."""
+        a deleted one, which comes back as pending with the new name and metadata.
+
+        Its owner is `owner_id` (a member's upload: the member of its key, never found by name: names that differ
+        only by the Kelvin sign are the same once NFC), else the member its `member` field names (`resolve_owner`:
+        an operator's ingest or an admin's upload may name any member, or an institution that is none)."""
         with self._db.lock:
             existing = self.find_by_sha256(sha256)
             if existing is not None and existing.status == DELETED:
-                return self._restore(existing.id, filename, metadata), True
+                return self._restore(existing.id, filename, metadata, owner_id), True
             if existing is not None:
                 return existing, False
             now = utc_now()
@@ -118,7 +126,7 @@ class Documents:
                 [
                     (
                         "INSERT INTO documents (id, sha256, filename, size_bytes, metadata, title, language, "
-                        "status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "status, created_at, updated_at, owner_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             sha256[:16],
                             sha256,
@@ -130,6 +138,7 @@ class Documents:
                             PENDING,
                             now,
                             now,
+                            owner_id or resolve_owner(self._db, metadata.member),
                         ),
                     )
                 ]
@@ -138,7 +147,7 @@ class Documents:
             assert document is not None
             return document, True
 
-    def _restore(self, document_id: str, filename: str, metadata: DocumentMetadata) -> Document:
+    def _restore(self, document_id: str, filename: str, metadata: DocumentMetadata, owner_id: str | None) -> Document:
         """Bring a deleted document back as pending (extracted again at the next build)."""
         self._db.write(
             [
@@ -146,7 +155,7 @@ class Documents:
                 (
                     "UPDATE documents SET filename = ?, metadata = ?, title = ?, language = ?, status = ?, "
                     "reason = NULL, message = NULL, passage_count = 0, chunker = NULL, fingerprint = NULL, "
-                    "near_duplicate_of = NULL, updated_at = ? WHERE id = ?",
+                    "near_duplicate_of = NULL, updated_at = ?, owner_id = ? WHERE id = ?",
                     (
                         filename,
                         json.dumps(metadata.to_dict(), ensure_ascii=False),
@@ -154,6 +163,7 @@ class Documents:
                         metadata.language,
                         PENDING,
                         utc_now(),
+                        owner_id or resolve_owner(self._db, metadata.member),
                         document_id,
                     ),
                 ),
@@ -167,20 +177,25 @@ class Documents:
         """Replace a document's metadata; a given title or language also replaces the extracted one.
 
         Visibility and member take effect in searches at once (see `access`); the other fields in the next
-        generation."""
+        generation. A change of `member` (an admin's) gives the document to the member it names now, or to none."""
         with self._db.lock:
-            if self.get(document_id) is None:
+            document = self.get(document_id)
+            if document is None:
                 return None
+            owner = document.owner_id
+            if metadata.member != document.metadata.member:
+                owner = resolve_owner(self._db, metadata.member)
             self._db.write(
                 [
                     (
                         "UPDATE documents SET metadata = ?, title = COALESCE(?, title), "
-                        "language = COALESCE(?, language), updated_at = ? WHERE id = ?",
+                        "language = COALESCE(?, language), updated_at = ?, owner_id = ? WHERE id = ?",
                         (
                             json.dumps(metadata.to_dict(), ensure_ascii=False),
                             metadata.title,
                             metadata.language,
                             utc_now(),
+                            owner,
                             document_id,
                         ),
                     )
@@ -227,11 +242,11 @@ class Documents:
                 where.append(f"{column} = ?")
                 params.append(value)
         if query.member is not None:
-            where.append("json_extract(metadata, '$.member') = ? COLLATE NOCASE")
-            params.append(query.member)
+            where.append("name_key(json_extract(metadata, '$.member')) = ?")
+            params.append(name_key(query.member))
         if viewer is not None and not viewer.admin:
             where.append(f"status != ? AND {_VISIBLE_SQL}")
-            params += [DELETED, int(viewer.is_member), viewer.member]
+            params += [DELETED, int(viewer.is_member), viewer.member_id]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         total = int(self._db.query(f"SELECT COUNT(*) FROM documents {clause}", params)[0][0])
         rows = self._db.query(
@@ -240,7 +255,7 @@ class Documents:
         return [_document(row) for row in rows], total
 
     def access(self) -> dict[str, DocumentAccess]:
-        """Status, visibility and institution of every document, as the catalog says now.
+        """Status, visibility and owner of every document, as the catalog says now.
 
         Searches check these at query time, so a deletion or a visibility change counts at once, before the next
         generation. Costs one PRAGMA per call while the database is unchanged; after a change (here or in another
@@ -258,7 +273,7 @@ class Documents:
                 since = (datetime.fromisoformat(cache.newest) - _ACCESS_LOOKBACK).isoformat(timespec="milliseconds")
                 table, newest, loaded = dict(cache.table), cache.newest, cache.loaded
             rows = self._db.query(
-                "SELECT id, status, json_extract(metadata, '$.visibility'), json_extract(metadata, '$.member'), "
+                "SELECT id, status, json_extract(metadata, '$.visibility'), owner_id, "
                 "updated_at FROM documents WHERE updated_at >= ?",
                 (since,),
             )

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from indexer.access import Viewer
+from indexer.access import DEFAULT_MEMBER_VISIBILITY, Viewer
 from indexer.catalog.accounts import Accounts, ApiKey, KeyHolder, Member
 from indexer.catalog.builds import BUILD_RUNNING, BuildRecord, Builds
 from indexer.catalog.database import Database
@@ -38,11 +38,12 @@ class Catalog:
     # Documents.
 
     def add_document(
-        self, sha256: str, filename: str, size_bytes: int, metadata: DocumentMetadata
+        self, sha256: str, filename: str, size_bytes: int, metadata: DocumentMetadata, owner_id: str | None = None
     ) -> tuple[Document, bool]:
-        """Insert a pending document; returns (document, created). Known bytes return the existing row, except
-        a deleted one, which comes back as pending with the new name and metadata."""
-        return self._documents.add(sha256, filename, size_bytes, metadata)
+        """Insert a pending document owned by `owner_id` (None: the member its `member` field names, if any);
+        returns (document, created). Known bytes return the existing row, except a deleted one, which comes back
+        as pending with the new name, metadata and owner."""
+        return self._documents.add(sha256, filename, size_bytes, metadata, owner_id)
 
     def update_metadata(self, document_id: str, metadata: DocumentMetadata) -> Document | None:
         """Replace a document's metadata; visibility and member count in searches at once (`document_access`)."""
@@ -67,7 +68,7 @@ class Catalog:
         return self._documents.query(query, viewer, limit, offset)
 
     def document_access(self) -> dict[str, DocumentAccess]:
-        """Status, visibility and institution of every document, as the catalog says now (never mutated)."""
+        """Status, visibility and owner of every document, as the catalog says now (never mutated)."""
         return self._documents.access()
 
     def list_documents(self, status: str | None = None, limit: int = 1000, offset: int = 0) -> list[Document]:
@@ -214,9 +215,18 @@ class Catalog:
 
     # Members and API keys.
 
-    def add_member(self, member_id: str, name: str) -> Member:
-        """Register an institution; its id and (case-insensitively) its name must be new."""
-        return self._accounts.add_member(member_id, name)
+    def add_member(self, member_id: str, name: str, default_visibility: str = DEFAULT_MEMBER_VISIBILITY) -> Member:
+        """Register an institution; its id and its canonical name must be new. Documents without an owner that
+        name it become its own."""
+        return self._accounts.add_member(member_id, name, default_visibility)
+
+    def set_member(self, member_id: str, name: str | None = None, default_visibility: str | None = None) -> Member:
+        """Rename a member (ownership is by id and stays) or change its uploads' default visibility."""
+        return self._accounts.set_member(member_id, name, default_visibility)
+
+    def member_by_name(self, name: str) -> Member | None:
+        """The member a name designates (its exact display name, else its canonical name), if any."""
+        return self._accounts.member_by_name(name)
 
     def get_member(self, member_id: str) -> Member | None:
         """One member by id."""

@@ -9,14 +9,24 @@ from typing import Annotated
 
 import typer
 
-from indexer.access import key_prefix
-from indexer.catalog import Catalog
+from indexer.access import DEFAULT_MEMBER_VISIBILITY, key_prefix
+from indexer.catalog import Catalog, Member
 from search_api.cli.common import JsonOpt, app, emit, fail, reported, settings
 
 members_app = typer.Typer(help="Member institutions of the alliance.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys of members and operators (shown once, stored hashed).", no_args_is_help=True)
 app.add_typer(members_app, name="members")
 app.add_typer(keys_app, name="keys")
+
+
+_DEFAULT_VISIBILITY_HELP = (
+    "Visibility of the member's uploads that do not say: member (the default: only its keys and admins), "
+    "alliance (any key) or public."
+)
+
+
+def _member_dict(member: Member) -> dict[str, object]:
+    return asdict(member) | {"name_conflict": member.name_conflict}
 
 
 @contextmanager
@@ -36,12 +46,35 @@ def members_add(
     name: Annotated[
         str, typer.Option(help="Display name, as documents name their member, e.g. 'Tsinghua University'.")
     ],
+    default_visibility: Annotated[str, typer.Option(help=_DEFAULT_VISIBILITY_HELP)] = DEFAULT_MEMBER_VISIBILITY,
     as_json: JsonOpt = False,
 ) -> None:
-    """Register a member institution."""
+    """Register a member institution (its name must differ from every other's, ignoring case, look-alike letters
+    and spacing). Documents already ingested that name it become its own."""
     with _catalog() as catalog:
-        member = catalog.add_member(member_id, name)
-    emit(asdict(member)) if as_json else typer.echo(f"added member {member.id} ({member.name})")
+        member = catalog.add_member(member_id, name, default_visibility)
+    if as_json:
+        emit(_member_dict(member))
+    else:
+        typer.echo(f"added member {member.id} ({member.name}); uploads default to {member.default_visibility}")
+
+
+@members_app.command("set")
+def members_set(
+    member_id: Annotated[str, typer.Argument(help="The member's id.")],
+    name: Annotated[str | None, typer.Option(help="A new display name (its documents show it).")] = None,
+    default_visibility: Annotated[str | None, typer.Option(help=_DEFAULT_VISIBILITY_HELP)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rename a member or change its uploads' default visibility (documents stay its own: ownership is by id)."""
+    if name is None and default_visibility is None:
+        fail("nothing to change: give --name or --default-visibility", code=2)
+    with _catalog() as catalog:
+        member = catalog.set_member(member_id, name, default_visibility)
+    if as_json:
+        emit(_member_dict(member))
+    else:
+        typer.echo(f"member {member.id} ({member.name}); uploads default to {member.default_visibility}")
 
 
 @members_app.command("list")
@@ -51,11 +84,12 @@ def members_list(as_json: JsonOpt = False) -> None:
         members = catalog.list_members()
         active = {m.id: sum(k.revoked_at is None for k in catalog.list_keys(m.id)) for m in members}
     if as_json:
-        emit([asdict(m) | {"active_keys": active[m.id]} for m in members])
+        emit([_member_dict(m) | {"active_keys": active[m.id]} for m in members])
         return
     for m in members:
         state = "disabled" if m.disabled else "active"
-        typer.echo(f"{m.id:20} {state:9} {active[m.id]:3} key(s)  {m.name}")
+        conflict = "  NAME CONFLICT: reads as another member's name; rename with `members set`" * m.name_conflict
+        typer.echo(f"{m.id:20} {state:9} {active[m.id]:3} key(s) {m.default_visibility:9} {m.name}{conflict}")
     typer.echo(f"{len(members)} member(s)")
 
 
@@ -63,7 +97,7 @@ def _set_disabled(member_id: str, disabled: bool, as_json: bool) -> None:
     with _catalog() as catalog:
         member = catalog.set_member_disabled(member_id, disabled)
     if as_json:
-        emit(asdict(member))
+        emit(_member_dict(member))
     else:
         typer.echo(f"member {member.id} {'disabled: its keys stop working now' if disabled else 'enabled'}")
 

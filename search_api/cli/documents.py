@@ -9,7 +9,7 @@ import typer
 
 from indexer.catalog import DELETED, FAILED, INDEXED, PENDING, Document
 from indexer.ingest import IngestError, entries_for_paths
-from indexer.metadata import ManifestEntry, MetadataError, parse_metadata, read_manifest
+from indexer.metadata import ManifestEntry, MetadataError, check_owned, parse_metadata, read_manifest
 from indexer.pipeline import Indexer
 from search_api.cli.common import JsonOpt, app, documents_app, emit, fail, reported, settings
 
@@ -17,7 +17,7 @@ STATUSES = (PENDING, INDEXED, FAILED, DELETED)
 
 
 def _manifest_entries(paths: list[Path], manifest: Path | None, metadata: dict[str, Any]) -> list[ManifestEntry]:
-    base = parse_metadata(metadata)
+    base = check_owned(parse_metadata(metadata))  # `--visibility member` needs `--member`
     entries: list[ManifestEntry] = read_manifest(manifest) if manifest else []
     for path in paths:
         if not path.exists():
@@ -48,13 +48,14 @@ def ingest_entries(indexer: Indexer, entries: list[ManifestEntry], as_json: bool
                 "status": status,
                 "document_id": result.document.id,
                 "duplicate_of": result.duplicate_of,
+                "visibility": result.document.metadata.visibility,
             }
         )
     if as_json:
         emit(results)
     else:
         for r in results:
-            detail = r.get("message") if r["status"] == "refused" else r["document_id"]
+            detail = r.get("message") if r["status"] == "refused" else f"{r['document_id']} {r['visibility']:8}"
             typer.echo(f"{r['status']:9} {detail}  {r['file']}")
         stored = sum(r["status"] == "stored" for r in results)
         typer.echo(
@@ -79,9 +80,19 @@ def ingest(
     year: Annotated[int | None, typer.Option()] = None,
     licence: Annotated[str | None, typer.Option()] = None,
     tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable).")] = None,
+    visibility: Annotated[
+        str | None,
+        typer.Option(
+            help="Who may find them: public (the default for the operator's ingest), alliance (any key) or member "
+            "(only --member's keys and admins)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Store documents with their metadata; they become searchable at the next build."""
+    """Store documents with their metadata; they become searchable at the next build.
+
+    Without --visibility (or a manifest's `visibility`), documents are public: this command is the operator's,
+    publishing the alliance's corpus. Members' uploads through the API default to their member's visibility."""
     if not paths and manifest is None:
         fail("name files or folders to ingest, or --manifest", code=2)
     raw = {
@@ -92,6 +103,7 @@ def ingest(
         "year": year,
         "licence": licence,
         "tags": tag,
+        "visibility": visibility,
     }
     with reported():  # invalid metadata: exit 2
         entries = _manifest_entries(paths or [], manifest, {k: v for k, v in raw.items() if v is not None})

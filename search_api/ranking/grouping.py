@@ -1,4 +1,9 @@
-"""From a ranking of passages to a page: each document's best passage, translations collapsed, then the slice."""
+"""From a ranking of passages to a page: each document's best passage, translations collapsed, then the slice.
+
+A translation group is free text that anyone may type, so a group is one member's: documents join the same group
+only when they name the same member (by its canonical name, unique among members, and a member's uploads always
+carry its own name). Another member's document naming the same group can neither lead nor join it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from indexer.access import name_key
 from indexer.generation_reader import DocumentInfo
 from search_api.filters import SearchFilters
 from search_api.ranking.types import ScoredRows
@@ -14,21 +20,38 @@ from search_api.ranking.types import ScoredRows
 
 @dataclass(frozen=True, eq=False)
 class DocumentRows:
-    """The documents of a generation, the document of each row (a position in `documents`), and the positions
-    of the documents of each translation group."""
+    """The documents of a generation, the document of each row (a position in `documents`), the translation
+    group of each document (by position) and the positions of the documents of each group."""
 
     documents: Sequence[DocumentInfo]
     row_document: np.ndarray
-    translations: Mapping[str, list[int]] = field(default_factory=dict)
+    translations: Mapping[GroupKey, list[int]] = field(default_factory=dict)
+    groups: Sequence[GroupKey | None] = ()
 
     @classmethod
     def of(cls, documents: Sequence[DocumentInfo], row_document: np.ndarray) -> DocumentRows:
         """The table with its translation groups gathered once (every grouped search reads them)."""
-        translations: dict[str, list[int]] = {}
-        for position, document in enumerate(documents):
-            if document.translation_group:
-                translations.setdefault(document.translation_group, []).append(position)
-        return cls(documents, row_document, translations)
+        groups = [group_key(document) for document in documents]
+        translations: dict[GroupKey, list[int]] = {}
+        for position, key in enumerate(groups):
+            if key is not None:
+                translations.setdefault(key, []).append(position)
+        return cls(documents, row_document, translations, groups)
+
+    def group(self, position: int) -> GroupKey | None:
+        """The translation group of the document at `position`, if any."""
+        return self.groups[position] if self.groups else group_key(self.documents[position])
+
+
+# A translation group as one member's: (the canonical name of the member it names, the group's name).
+GroupKey = tuple[str, str]
+
+
+def group_key(document: DocumentInfo) -> GroupKey | None:
+    """The translation group a document belongs to, within its member; None when it names no group."""
+    if not document.translation_group:
+        return None
+    return (name_key(document.member or ""), document.translation_group)
 
 
 @dataclass(frozen=True)
@@ -90,18 +113,19 @@ def collapse_translations(
     `excluded` positions are never linked.
     """
     documents, row_document = table.documents, table.row_document
-    preferred: dict[str, int] = {}
+    preferred: dict[GroupKey, int] = {}
     if language:
         for row, _ in ranked:
-            document = documents[int(row_document[row])]
-            if document.translation_group is not None and document.language == language:
-                preferred.setdefault(document.translation_group, row)
-    seen: set[str] = set()
+            position = int(row_document[row])
+            key = table.group(position)
+            if key is not None and documents[position].language == language:
+                preferred.setdefault(key, row)
+    seen: set[GroupKey] = set()
     kept: ScoredRows = []
     also_in: dict[int, tuple[DocumentInfo, ...]] = {}
     for row, score in ranked:
         position = int(row_document[row])
-        group = documents[position].translation_group
+        group = table.group(position)
         if group is None:
             kept.append((row, score))
             continue

@@ -145,7 +145,7 @@ async def upload_document(
         if not isinstance(upload, UploadFile):
             raise ApiError(422, "invalid_request", "file: a file part named `file` is required")
         fields = {key: form.getlist(key) for key in dict.fromkeys(form.keys()) if key != "file"}
-        metadata = contributions.upload_metadata(contributions.form_metadata(fields), caller)
+        metadata = contributions.upload_metadata(contributions.form_metadata(fields), caller, service.catalog)
         contributions.check_size(settings, upload.size)
         data = await upload.read()
         filename, declared = upload.filename or "unnamed", upload.content_type
@@ -163,6 +163,7 @@ async def upload_document(
         size_bytes=document.size_bytes,
         sha256=document.sha256,
         duplicate_of=document.id if seen and not done.created else None,
+        visibility=document.metadata.visibility if seen else None,  # type: ignore[arg-type]
         note=done.note,
     )
 

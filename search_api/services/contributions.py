@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from indexer.catalog import Document, KeyHolder
+from indexer.access import PUBLIC, name_key
+from indexer.catalog import Catalog, Document, KeyHolder
 from indexer.extract.sniff import sniff_claimed_type
 from indexer.ingest import ingest_bytes
 from indexer.metadata import DocumentMetadata, check_owned, parse_metadata
-from search_api.services.documents import visible
+from search_api.services.documents import registered_member, visible
 from search_api.services.errors import InvalidInput, NoSpace, TooLarge
 from search_api.services.generations import SearchService
 from search_api.settings import ApiSettings
@@ -26,6 +27,12 @@ from search_api.settings import ApiSettings
 logger = logging.getLogger(__name__)
 
 PENDING_NOTE = "stored durably; it becomes searchable after the next index build"
+# Who will see a new document, said in the upload's answer (the visibility may have been left to the default).
+VISIBILITY_NOTES = {
+    "public": "visibility public: anyone may find it",
+    "alliance": "visibility alliance: every member of the alliance may find it",
+    "member": "visibility member: only your member and the operators may find it",
+}
 _LIST_FIELDS = ("authors", "tags")
 
 
@@ -44,7 +51,7 @@ class Contribution:
     def note(self) -> str:
         """What happened, for people."""
         if self.created:
-            return PENDING_NOTE
+            return f"{PENDING_NOTE}; {VISIBILITY_NOTES[self.document.metadata.visibility]}"
         if self.seen:
             return f"duplicate of {self.document.id}: these bytes are already stored; nothing new was stored"
         return "duplicate: these bytes are already stored, in a document you cannot see; nothing new was stored"
@@ -85,13 +92,20 @@ def form_metadata(form: Mapping[str, Sequence[object]]) -> dict[str, Any]:
     return raw
 
 
-def upload_metadata(raw: Mapping[str, Any], caller: KeyHolder) -> DocumentMetadata:
-    """Validated metadata; a member's key decides the `member` field, an admin's may set it."""
-    given = raw.get("member")
-    if not caller.admin and given is not None and str(given).casefold() != (caller.member_name or "").casefold():
+def upload_metadata(raw: Mapping[str, Any], caller: KeyHolder, catalog: Catalog) -> DocumentMetadata:
+    """Validated metadata; a member's key decides the `member` field (its display name, so the document is its
+    own), an admin's may name a registered member. Without a `visibility`, the member's default visibility
+    (`member` unless the operator changed it; `public` for an admin key of no member, like `moocsearch ingest`)."""
+    given = raw.get("member") if str(raw.get("member") or "").strip() else None
+    name, default = caller.member_name, caller.default_visibility
+    if given is not None and caller.admin:
+        member = registered_member(catalog, given)
+        name, default = member.name, member.default_visibility
+    elif given is not None and name_key(str(given)) != name_key(caller.member_name or ""):
         raise InvalidInput("member: set from your API key; leave it out", "invalid_metadata")
-    if caller.member_name is not None and (not caller.admin or given is None):
-        raw = {**raw, "member": caller.member_name}
+    raw = {**raw, "member": name}
+    if not str(raw.get("visibility") or "").strip():
+        raw["visibility"] = default or PUBLIC
     return check_owned(parse_metadata(raw))
 
 
@@ -109,7 +123,8 @@ def contribute(
         raise InvalidInput("the file is empty", "empty_file")
     media_type = sniff_claimed_type(data, filename, declared_type)
     settings = service.settings
-    result = ingest_bytes(service.store, service.catalog, data, filename, metadata, settings.max_file_bytes)
+    owner = None if caller.admin else caller.member_id  # an admin's upload belongs to the member it names
+    result = ingest_bytes(service.store, service.catalog, data, filename, metadata, settings.max_file_bytes, owner)
     document = result.document
     outcome = "stored" if result.created else "duplicate"
     logger.info("upload by member %s (key %s): %s %s", caller.member_id, caller.prefix, document.id, outcome)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from indexer.access import Viewer
-from indexer.catalog import DELETED, FAILED, PENDING, Document, DocumentQuery, KeyHolder
+from indexer.catalog import DELETED, FAILED, PENDING, Catalog, Document, DocumentQuery, KeyHolder, Member
 from indexer.metadata import check_owned, parse_metadata
-from search_api.services.errors import Forbidden, NotFound
+from search_api.services.errors import Forbidden, InvalidInput, NotFound
 from search_api.services.generations import SearchService
 
 logger = logging.getLogger(__name__)
@@ -51,11 +51,22 @@ class Original:
     media_type: str | None
 
 
+def registered_member(catalog: Catalog, name: object) -> Member:
+    """The member an admin names (a document given to it becomes its own); InvalidInput for a name no member has,
+    so a typo never leaves a document to nobody."""
+    member = catalog.member_by_name(str(name))
+    if member is None:
+        raise InvalidInput(
+            f"member: no registered member is named {name!r} (see `moocsearch members list`)", "invalid_metadata"
+        )
+    return member
+
+
 def visible(viewer: Viewer, document: Document) -> bool:
     """Whether the viewer may know of the document (deleted ones: admins only)."""
     if document.status == DELETED and not viewer.admin:
         return False
-    return viewer.can_see(document.metadata.visibility, document.metadata.member)
+    return viewer.can_see(document.metadata.visibility, document.owner_id)
 
 
 def view(service: SearchService, viewer: Viewer, document: Document) -> DocumentView:
@@ -91,7 +102,7 @@ def find_changeable(service: SearchService, caller: KeyHolder, document_id: str)
     """The document if the caller may change it: NotFound when it cannot see it, Forbidden when it is another
     member's."""
     document = find(service, caller.viewer, document_id)
-    if not caller.viewer.can_change(document.metadata.member):
+    if not caller.viewer.can_change(document.owner_id):
         raise Forbidden(f"document {document_id} belongs to another member")
     return document
 
@@ -113,11 +124,14 @@ def show_document(service: SearchService, viewer: Viewer, document_id: str) -> D
 def patch_document(
     service: SearchService, caller: KeyHolder, document_id: str, changes: Mapping[str, Any]
 ) -> DocumentView:
-    """Change metadata fields (its own member or an admin; only an admin gives a document to another member).
-    Visibility changes count in searches at once; other fields show from the next build."""
+    """Change metadata fields (its own member or an admin; only an admin gives a document to another member,
+    named by a registered member's name, or to none with null). Visibility and owner changes count in searches
+    at once; other fields show from the next build."""
     document = find_changeable(service, caller, document_id)
     if "member" in changes and not caller.admin:
         raise Forbidden("only an admin may give a document to another member")
+    if changes.get("member") is not None:
+        changes = {**changes, "member": registered_member(service.catalog, changes["member"]).name}
     metadata = check_owned(parse_metadata({**document.metadata.to_dict(), **changes}))
     updated = service.catalog.update_metadata(document_id, metadata)
     if updated is None:

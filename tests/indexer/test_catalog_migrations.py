@@ -253,9 +253,9 @@ def test_an_old_catalog_is_upgraded_on_open_keeps_every_row_and_works(tmp_path: 
     assert created and restored.id == "cccccccccccccccc" and restored.status == PENDING
     anonymous, total = catalog.query_documents(DocumentQuery(), Viewer(), limit=10, offset=0)
     assert total == 4 and "rubrics.txt" not in {d.filename for d in anonymous}  # alliance-only stays hidden
-    member, _ = catalog.query_documents(DocumentQuery(), Viewer(member="Tsinghua University"), 10, 0)
+    member, _ = catalog.query_documents(DocumentQuery(), Viewer(member_id="tsinghua"), 10, 0)
     assert "rubrics.txt" in {d.filename for d in member}
-    assert catalog.document_access()["aaaaaaaaaaaaaaaa"] == DocumentAccess(INDEXED, "alliance", "Tsinghua University")
+    assert catalog.document_access()["aaaaaaaaaaaaaaaa"] == DocumentAccess(INDEXED, "alliance", "tsinghua")
     holder = catalog.authenticate(TOKEN)
     assert holder is not None and (holder.member_id, holder.member_name, holder.admin) == (
         "tsinghua",

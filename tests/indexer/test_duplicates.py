@@ -87,8 +87,8 @@ TSINGHUA, NAIROBI = "Tsinghua University", "University of Nairobi"
 QUERY = "calibrated rubric design submissions"
 VIEWERS = {
     "anonymous": ANONYMOUS,
-    "tsinghua": Viewer(member=TSINGHUA),
-    "nairobi": Viewer(member=NAIROBI),
+    "tsinghua": Viewer(member_id="tsinghua"),
+    "nairobi": Viewer(member_id="nairobi"),
     "admin": Viewer(admin=True),
 }
 # A lightly edited copy of REPORT, and a copy of that copy: each is most similar to the one before it.
@@ -96,7 +96,12 @@ EDITED = REPORT.replace("week 3 ", "week three ").replace("audited", "checked", 
 EDITED_AGAIN = EDITED.replace("week 5 ", "week five ").replace("learners", "students", 2)
 
 
+MEMBER_IDS = {TSINGHUA: "tsinghua", NAIROBI: "nairobi"}
+
+
 def _ingest(indexer: Indexer, text: str, name: str, visibility: str = "public", member: str = TSINGHUA) -> str:
+    if indexer.catalog.member_by_name(member) is None:  # documents belong to registered members, by id
+        indexer.catalog.add_member(MEMBER_IDS[member], member)
     metadata = DocumentMetadata(member=member, visibility=visibility, language="en", title=name)
     return indexer.ingest(text.encode(), f"{name}.txt", metadata).document.id
 
@@ -120,18 +125,20 @@ def _set_access(indexer: Indexer, document_id: str, visibility: str) -> None:
     indexer.catalog.update_metadata(document_id, replace(document.metadata, visibility=visibility))
 
 
-def test_scopes_are_equal_exactly_when_the_same_callers_see_both() -> None:
-    assert access_scope("public", TSINGHUA) == access_scope("public", NAIROBI) == access_scope("public", None)
-    assert access_scope("alliance", TSINGHUA) == access_scope("alliance", NAIROBI)
-    assert access_scope("member", TSINGHUA) == access_scope("member", TSINGHUA.upper())  # Viewer.owns casefolds
+def test_scopes_are_equal_exactly_when_the_same_callers_see_both_and_the_same_member_owns_both() -> None:
+    assert access_scope("public", "tsinghua") == access_scope("public", "tsinghua")
+    assert access_scope("public", None) == access_scope("public", None)  # the operator's documents
     distinct = {
-        access_scope("public", TSINGHUA),
-        access_scope("alliance", TSINGHUA),
-        access_scope("member", TSINGHUA),
-        access_scope("member", NAIROBI),
+        access_scope("public", "tsinghua"),
+        access_scope("public", "nairobi"),  # the same callers see both, but another member owns it
+        access_scope("public", None),
+        access_scope("alliance", "tsinghua"),
+        access_scope("alliance", "nairobi"),
+        access_scope("member", "tsinghua"),
+        access_scope("member", "nairobi"),
         access_scope("member", None),  # admins only
     }
-    assert len(distinct) == 5
+    assert len(distinct) == 8
 
 
 def test_a_link_across_scopes_is_replaced_by_the_closest_twin_in_scope() -> None:
@@ -174,11 +181,12 @@ def test_a_member_only_near_copy_of_a_public_document_hides_nothing(indexer: Ind
     assert {who: _found(indexer, viewer) for who, viewer in VIEWERS.items()} == expected
 
 
-def test_copies_of_one_scope_merge_whatever_their_member(indexer: Indexer) -> None:
+def test_copies_of_different_members_never_merge(indexer: Indexer) -> None:
+    # Issue 11 (defect 5): merging them let the newer member's copy stand for the older member's document.
     first = _ingest(indexer, REPORT, "first", visibility="alliance")
     second = _ingest(indexer, EDITED, "second", visibility="alliance", member=NAIROBI)
-    assert indexer.build().documents_indexed == 1
-    assert _found(indexer, VIEWERS["tsinghua"]) == {second: (first,)}
+    assert indexer.build().documents_indexed == 2
+    assert _found(indexer, VIEWERS["tsinghua"]) == {first: (), second: ()}
     assert _found(indexer, ANONYMOUS) == {}
 
 
@@ -206,7 +214,6 @@ def test_a_hit_names_only_the_near_duplicates_the_caller_may_see(indexer: Indexe
     original = _ingest(indexer, REPORT, "original")
     newer = _ingest(indexer, EDITED, "newer")
     indexer.build()
-    indexer.catalog.add_member("tsinghua", TSINGHUA)
     key = indexer.catalog.create_key("tsinghua")[1]
     _set_access(indexer, original, "member")  # the copy merged away becomes member-only, before the next build
     config = settings.model_copy(update={"reload_interval_seconds": 0, "rate_limit_per_second": 0})
