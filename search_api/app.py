@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse
 
 from indexer.embedding import Embedder
 from indexer.language import guess_query_language
+from indexer.permissions import restrict_umask
 from search_api.errors import document_errors, error_responses, install_error_handlers
 from search_api.factory import QueryModels, load_query_models
 from search_api.limits import UNLIMITED_PATHS, BodyLimitMiddleware, RateLimitMiddleware
@@ -35,6 +36,7 @@ def create_app(
     given (encoders given alone get the configured reranker).
 
     `schedule_builds` starts the build scheduler (`moocsearch serve` does; tests drive it by hand)."""
+    restrict_umask()  # issue 11: whatever the service and its builds write is owner-only (files 0600)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from indexer.permissions import create_private_file
+
 # The schema of the first versioned catalog, one statement each (executescript would commit the migration's
 # transaction half way). IF NOT EXISTS because catalogs made before versioning already hold some of it.
 _SCHEMA_1 = (
@@ -189,6 +191,7 @@ class Database:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(path)  # 0600 before SQLite creates it 0644; its -wal and -shm follow its mode
         self.path = path
         self.lock = threading.RLock()
         self.writes = 0  # commits through this connection (PRAGMA data_version counts only the others')

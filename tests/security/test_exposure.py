@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +19,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
+from indexer.catalog import Catalog
 from indexer.embedding import HashEmbedder
 from indexer.generation import generations_root
 from indexer.metadata import DocumentMetadata
 from indexer.pipeline import Indexer
 from search_api.app import create_app
+from search_api.cli import app as cli_app
 from search_api.logging_setup import JsonFormatter, RequestIdFilter, TextFormatter
 from search_api.settings import ApiSettings
 
@@ -103,9 +108,7 @@ def test_anonymous_health_and_ready_count_only_public_documents(world: World) ->
     assert bad.status_code == 200 and bad.json()["documents"] == 1
 
 
-def test_adding_a_hidden_document_changes_nothing_anonymous_health_shows(
-    world: World, embedder: HashEmbedder
-) -> None:
+def test_adding_a_hidden_document_changes_nothing_anonymous_health_shows(world: World, embedder: HashEmbedder) -> None:
     before = world.client.get("/health").json()
     indexer = Indexer(world.settings, embedder)
     indexer.ingest(b"Another secretword memo, member-only.", "memo.txt", DocumentMetadata(visibility="member"))
@@ -267,3 +270,79 @@ def test_json_log_lines_stay_one_line_for_any_path(world: World) -> None:
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1, lines
     assert json.loads(lines[0])["path"].startswith("/nope\n2026-01-01")
+
+
+# File modes of the data directory
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """The umask most machines start processes with (022): files 0644 unless the code says otherwise."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def _open_to_others(data_dir: Path) -> list[str]:
+    paths = [data_dir, *data_dir.rglob("*")]
+    return [f"{p.relative_to(data_dir)} {stat.filemode(p.lstat().st_mode)}" for p in paths if p.lstat().st_mode & 0o077]
+
+
+def test_the_catalog_and_passage_tables_are_owner_only_without_any_umask(
+    settings: ApiSettings, embedder: HashEmbedder, usual_umask: None
+) -> None:
+    indexer = Indexer(_settings(settings), embedder)
+    indexer.ingest(HIDDEN.encode(), "hidden.txt", DocumentMetadata(visibility="member"))
+    generation = indexer.build().generation_id
+    indexer.close()
+    assert generation is not None
+    data = settings.data_dir
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for path in (data / "catalog.sqlite3", generations_root(data) / generation / "passages.sqlite3"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_every_file_of_a_build_and_an_upload_is_owner_only(
+    settings: ApiSettings, embedder: HashEmbedder, usual_umask: None, tmp_path: Path
+) -> None:
+    """Through the entry points, as deployed: `moocsearch ingest` and `index build`, then an upload to the app."""
+    data = settings.data_dir
+    document = tmp_path / "public.txt"
+    document.write_text(PUBLIC)
+
+    def cli(*args: str) -> None:
+        result = CliRunner().invoke(cli_app, ["--data-dir", str(data), "--model", "hash-256", *args])
+        assert result.exit_code == 0, result.output
+
+    cli("ingest", str(document))
+    cli("index", "build")
+    os.umask(0o022)  # the app must not rely on the command having set it
+    catalog = Catalog(data / "catalog.sqlite3")
+    catalog.add_member("tsinghua", "tsinghua")
+    _, key = catalog.create_key("tsinghua")
+    catalog.close()
+    with TestClient(create_app(_settings(settings), embedder)) as client:
+        upload = client.post(
+            "/documents",
+            files={"file": ("hidden.txt", HIDDEN.encode(), "text/plain")},
+            data={"visibility": "member"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert upload.status_code == 201, upload.text
+    cli("index", "build")
+    assert len(list(data.rglob("passages.sqlite3"))) == 2 and sum(p.is_file() for p in (data / "originals").rglob("*")) == 2
+    assert _open_to_others(data) == []
+
+
+def test_a_data_directory_open_to_others_is_tightened_at_start_with_a_warning(
+    settings: ApiSettings, embedder: HashEmbedder, usual_umask: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = settings.data_dir
+    (data / "originals").mkdir(parents=True)
+    (data / "originals" / "old.bin").write_bytes(b"made by an earlier version")
+    data.chmod(0o755)
+    assert _open_to_others(data)
+    with caplog.at_level(logging.WARNING, logger="indexer.permissions"):
+        Indexer(settings, embedder).close()
+    assert _open_to_others(data) == []
+    assert "open to other users" in caplog.text
