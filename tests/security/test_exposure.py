@@ -6,6 +6,8 @@ public reader may know of: the public document's own passages, as the anonymous 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
 import logging
@@ -330,7 +332,10 @@ def test_every_file_of_a_build_and_an_upload_is_owner_only(
         )
         assert upload.status_code == 201, upload.text
     cli("index", "build")
-    assert len(list(data.rglob("passages.sqlite3"))) == 2 and sum(p.is_file() for p in (data / "originals").rglob("*")) == 2
+    assert (
+        len(list(data.rglob("passages.sqlite3"))) == 2
+        and sum(p.is_file() for p in (data / "originals").rglob("*")) == 2
+    )
     assert _open_to_others(data) == []
 
 
@@ -346,3 +351,61 @@ def test_a_data_directory_open_to_others_is_tightened_at_start_with_a_warning(
         Indexer(settings, embedder).close()
     assert _open_to_others(data) == []
     assert "open to other users" in caplog.text
+
+
+# The API docs and the security headers
+
+
+_EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_load_nothing_from_another_origin(world: World, page: str) -> None:
+    response = world.client.get(page)
+    assert response.status_code == 200
+    html = response.text
+    assert not _EXTERNAL.search(html), html
+    assert "http://" not in html and "https://" not in html
+    assets = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", html)
+    assert any(asset.endswith(".js") for asset in assets), assets
+    for asset in assets:
+        served = world.client.get(asset)
+        assert served.status_code == 200 and len(served.content) > 1000, asset
+    # Its own policy: scripts from this origin and its inline script by hash, nothing from elsewhere.
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline'" not in policy.split("style-src")[0]
+    for inline in re.findall(r"<script>(.*?)</script>", html, re.DOTALL):
+        digest = base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in policy
+    assert "http" not in policy and "*" not in policy
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("GET", "/search?q=rubrics", {}),
+        ("GET", "/health", {}),
+        ("GET", "/", {}),
+        ("GET", "/nope", {}),
+        ("GET", "/search?q=", {}),
+        ("GET", "/metrics", {}),
+        ("POST", "/search", {"Content-Type": "application/json"}),
+    ],
+)
+def test_every_response_carries_the_security_headers(
+    world: World, method: str, path: str, headers: dict[str, str]
+) -> None:
+    response = world.client.request(method, path, headers=headers, content=b"{" if method == "POST" else None)
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["x-frame-options"] == "DENY"
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+
+
+def test_a_downloaded_original_cannot_run_scripts_here(world: World) -> None:
+    documents = world.client.get("/documents", headers=world.auth("admin")).json()["documents"]
+    response = world.client.get(f"/documents/{documents[0]['id']}/file", headers=world.auth("admin"))
+    assert response.status_code == 200
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
+    assert response.headers["x-content-type-options"] == "nosniff"
