@@ -7,11 +7,13 @@ free local port, and the attacks are real sockets."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -20,9 +22,10 @@ from indexer.embedding import HashEmbedder
 from search_api.app import create_app
 from search_api.server import server_config
 from search_api.settings import ApiSettings
-from tests.helpers import free_port
+from tests.helpers import free_port, start_server, stop_server, wait_for
 
 HEADER_TIMEOUT = 1.0
+FORGED_PATH = "/nope%0a2026-01-01%2000:00:00,000%20INFO%20search_api.access%20[x]%20GET%20/admin%20200"
 KEEP_ALIVE = 1
 
 
@@ -172,3 +175,34 @@ def test_connections_beyond_the_limit_get_503(server: Server) -> None:
     while _get(server)[0] != 200:
         assert time.monotonic() < deadline, "the server did not recover once the connections closed"
         time.sleep(0.1)
+
+
+@pytest.mark.e2e
+def test_a_real_serve_closes_slow_loris_connections_and_writes_forged_paths_as_one_line(tmp_path: Path) -> None:
+    """`moocsearch serve` itself, configured through the environment, in the text log format."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "MOOCSEARCH_DATA_DIR": str(tmp_path / "data"),
+        "MOOCSEARCH_MODEL": "hash-256",
+        "MOOCSEARCH_MULTILINGUAL_MODEL": "",
+        "MOOCSEARCH_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
+        "MOOCSEARCH_LOG_FORMAT": "text",
+    }
+    log = tmp_path / "serve.log"
+    process = start_server(env, port, log, "--no-build-if-missing")
+    server = Server(port, ApiSettings(data_dir=tmp_path / "data"))
+    try:
+        wait_for(lambda: _get(server)[0] == 200, 300, "the server to answer /health", process)
+        idle, trickling = server.connect(), server.connect()
+        started = time.monotonic()
+        trickling.sendall(b"GET /health HTTP/1.1\r\nHost: te")
+        assert _get(server)[0] == 200
+        assert _read_until_closed(trickling).startswith(b"HTTP/1.1 408 ")
+        assert _read_until_closed(idle) == b""
+        assert time.monotonic() - started < HEADER_TIMEOUT + 1.5
+        assert _get(server, FORGED_PATH)[0] == 404
+    finally:
+        stop_server(process)
+    lines = [line for line in log.read_text().splitlines() if "/nope" in line or "GET /admin 200" in line]
+    assert len(lines) == 1 and "\\x0a2026-01-01" in lines[0], lines
