@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.faults import fault_point
+from indexer.permissions import create_private_file
 
 
 def text_key(text: str) -> str:
@@ -22,6 +23,7 @@ class EmbeddingCache:
 
     def __init__(self, path: Path, model_key: str, dimension: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(path)
         self.model_key = model_key
         self.dimension = dimension
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30)

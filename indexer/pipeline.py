@@ -52,6 +52,7 @@ from indexer.ingest import IngestResult, ingest_bytes
 from indexer.lexical import BM25_B, BM25_K1, LEXICAL_ENGINE
 from indexer.metadata import DocumentMetadata
 from indexer.passages import embedding_text
+from indexer.permissions import secure_data_dir
 from indexer.quality import GenerationSearch, catalog_ids_by_filename, check_generation, load_golden_queries
 from indexer.settings import IndexerSettings
 from indexer.store import OriginalsStore
@@ -75,7 +76,7 @@ class Indexer:
         published (the read side's search, passed in by whoever starts the build); None: no gate."""
         self.quality_search = quality_search
         self.data_dir = settings.data_dir
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(self.data_dir)  # owner-only (issue 11): it holds member-only text
         self.store = OriginalsStore(self.data_dir / "originals")
         self.catalog = Catalog(self.data_dir / "catalog.sqlite3")
         self.extraction = ExtractionStage(settings, self.store, self.catalog)

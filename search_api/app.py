@@ -12,8 +12,11 @@ from fastapi.responses import FileResponse
 
 from indexer.embedding import Embedder
 from indexer.language import guess_query_language
+from indexer.permissions import restrict_umask
+from search_api.apidocs import install_docs
 from search_api.errors import document_errors, error_responses, install_error_handlers
 from search_api.factory import QueryModels, load_query_models
+from search_api.headers import SecurityHeadersMiddleware
 from search_api.limits import UNLIMITED_PATHS, BodyLimitMiddleware, RateLimitMiddleware
 from search_api.metrics import Metrics
 from search_api.observability import RequestMiddleware
@@ -35,6 +38,7 @@ def create_app(
     given (encoders given alone get the configured reranker).
 
     `schedule_builds` starts the build scheduler (`moocsearch serve` does; tests drive it by hand)."""
+    restrict_umask()  # issue 11: whatever the service and its builds write is owner-only (files 0600)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,7 +81,10 @@ def create_app(
         "in any language, with cited passages.",
         lifespan=lifespan,
         responses=error_responses(400, 413, 429, 500),
+        docs_url=None,  # issue 11: install_docs serves them with packaged assets, never a CDN's
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.settings = settings
     app.state.metrics = Metrics(lambda: getattr(app.state, "service", None))
     install_error_handlers(app)
@@ -96,7 +103,7 @@ def create_app(
 
 
 def add_middleware(app: FastAPI, settings: ApiSettings) -> None:
-    """From the outside in: request id, access log and metrics; CORS; rate limit; body limit."""
+    """From the outside in: security headers; request id, access log and metrics; CORS; rate limit; body limit."""
     app.add_middleware(
         BodyLimitMiddleware, request_limit=settings.max_request_bytes, upload_limit=settings.upload_body_limit
     )
@@ -110,3 +117,4 @@ def add_middleware(app: FastAPI, settings: ApiSettings) -> None:
             expose_headers=["X-Request-ID", "Retry-After"],
         )
     app.add_middleware(RequestMiddleware, metrics=app.state.metrics)
+    app.add_middleware(SecurityHeadersMiddleware)  # issue 11: on every response, errors and 429s included

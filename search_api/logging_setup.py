@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -14,6 +16,35 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 
 # LogRecord attributes that are not extra fields passed with `extra={...}` (uvicorn adds an ANSI-coloured copy).
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id", "taskName", "color_message"}
+
+
+# Characters that end or rewrite a line in a terminal, an editor or a log shipper: C0 and C1 controls, DEL, the
+# Unicode line and paragraph separators, and format characters (bidi overrides reorder what a reader sees).
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+# JSON escapes C0 controls itself; it leaves these raw: DEL and C1 (`str.splitlines` and some viewers break lines
+# on NEL and the separators) and the bidi controls.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+# A `key=value` value that would read as several pairs, or as nothing, unless quoted.
+_NEEDS_QUOTES = re.compile(r'[\s="]|^$')
+
+
+def escape_controls(text: str, keep_newlines: bool = False) -> str:
+    """`text` with every control, separator and format character written as `\\xNN` or `\\uNNNN`, so one
+    log record is one line whatever a request carried (a path with `%0a` cannot forge a second record).
+    `keep_newlines`: for tracebacks, which span lines by nature (the caller indents them)."""
+    if text.isprintable():  # the usual case, and a quick one
+        return text
+    return "".join(
+        char
+        if (keep_newlines and char == "\n") or unicodedata.category(char) not in _UNSAFE_CATEGORIES
+        else (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+        for char in text
+    )
+
+
+def _text_value(value: Any) -> str:
+    text = escape_controls(str(value))
+    return '"' + text.replace('"', '\\"') + '"' if _NEEDS_QUOTES.search(text) else text
 
 
 class RequestIdFilter(logging.Filter):
@@ -42,11 +73,15 @@ class JsonFormatter(logging.Formatter):
         entry.update(_extra_fields(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        line = json.dumps(entry, ensure_ascii=False, default=str)
+        return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group(0)):04x}", line)
 
 
 class TextFormatter(logging.Formatter):
-    """Human-readable lines with the request id and `extra` fields as key=value pairs."""
+    """Human-readable lines with the request id and `extra` fields as key=value pairs.
+
+    One record is one line: control characters in the message and the fields are escaped, a field value with
+    blanks, `=` or quotes is quoted, and a traceback's lines are indented under their record."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
@@ -54,9 +89,16 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
-        line = super().format(record)
-        extra = _extra_fields(record)
-        return line + "".join(f" {key}={value}" for key, value in extra.items()) if extra else line
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        line = escape_controls(self.formatMessage(record))
+        line += "".join(f" {escape_controls(key)}={_text_value(value)}" for key, value in _extra_fields(record).items())
+        details = [self.formatException(record.exc_info)] if record.exc_info else []
+        if record.stack_info:
+            details.append(self.formatStack(record.stack_info))
+        for block in details:
+            line += "".join(f"\n    {escape_controls(part, keep_newlines=True)}" for part in block.splitlines())
+        return line
 
 
 def configure_logging(log_format: Literal["json", "text"], level: str = "INFO") -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from indexer.generation import Manifest
 from search_api.services.generations import SearchService
@@ -114,6 +115,39 @@ class ServiceCollector(Collector):
         yield outcome
 
 
+# Series derived from the catalog or the index, which hold member-only and pending documents: an admin's only.
+_CATALOG_FAMILIES = frozenset(
+    {"moocsearch_documents", "moocsearch_index_passages", "moocsearch_index_documents", "moocsearch_index_bytes"}
+)
+# Request series of these routes tell who uploads, edits or administers (counts of uploads are counts of
+# documents, hidden ones included): an admin's only.
+_PRIVATE_ROUTE_PREFIXES = ("/documents", "/admin")
+
+
+def _public_sample(sample: Sample) -> bool:
+    method, route = sample.labels.get("method"), sample.labels.get("route")
+    if method is None and route is None:
+        return True
+    return method in ("GET", "HEAD") and not (route or "").startswith(_PRIVATE_ROUTE_PREFIXES)
+
+
+class PublicView(Collector):
+    """What `metrics_public` serves without a key: `registry` without the catalog's series and without the
+    request series of the write, document and admin routes."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        """The public families, with only the public samples."""
+        for family in self._registry.collect():
+            if family.name in _CATALOG_FAMILIES:
+                continue
+            public = Metric(family.name, family.documentation, family.type, family.unit)
+            public.samples = [sample for sample in family.samples if _public_sample(sample)]
+            yield public
+
+
 class Metrics:
     """The metrics of one app, in a registry of its own (several apps may live in one test process)."""
 
@@ -140,6 +174,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(ServiceCollector(service))
+        self.public_registry = CollectorRegistry(auto_describe=False)
+        self.public_registry.register(PublicView(self.registry))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count a finished request and its latency."""
@@ -155,3 +191,7 @@ class Metrics:
     def render(self) -> bytes:
         """Every metric in the Prometheus text format."""
         return generate_latest(self.registry)
+
+    def render_public(self) -> bytes:
+        """The metrics that say nothing about the catalog (`PublicView`), in the Prometheus text format."""
+        return generate_latest(self.public_registry)

@@ -46,6 +46,25 @@ class ApiSettings(IndexerSettings):
         20.0, ge=0, description="Requests per second each API key (or, without a key, each IP) may make (0: off)."
     )
     rate_limit_burst: int = Field(60, ge=1, description="Requests a client may make at once before being slowed.")
+    # Exposure (issue 11): what anonymous callers may read of the operations routes, and connection limits.
+    metrics_public: bool = Field(
+        False,
+        description="Serve /metrics without a key, reduced to series that say nothing about the catalog "
+        "(an admin key always gets every series; false: /metrics needs an admin key).",
+    )
+    keep_alive_timeout_seconds: int = Field(
+        5, ge=1, description="`serve` closes a kept-alive connection idle this long between requests."
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="`serve` closes a connection whose request line and headers have not all arrived this long "
+        "after it opened (or after the first byte of a kept-alive connection's next request).",
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="Connections `serve` handles at once; requests beyond them get 503."
+    )
+    backlog: int = Field(1024, ge=1, description="Connections the kernel queues before `serve` accepts them.")
     log_format: Literal["json", "text"] = Field("json", description="`moocsearch serve` logs: JSON lines or text.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     upload_min_free_mb: int = Field(

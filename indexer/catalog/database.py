@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.access import display_name, name_key
+from indexer.permissions import create_private_file
 
 # The schema of the first versioned catalog, one statement each (executescript would commit the migration's
 # transaction half way). IF NOT EXISTS because catalogs made before versioning already hold some of it.
@@ -242,6 +243,7 @@ class Database:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(path)  # 0600 before SQLite creates it 0644; its -wal and -shm follow its mode
         self.path = path
         self.lock = threading.RLock()
         self.writes = 0  # commits through this connection (PRAGMA data_version counts only the others')

@@ -25,10 +25,12 @@ from indexer.generation.contract import (
 from indexer.generation.folders import finish_generation, start_generation, verify_generation
 from indexer.generation.rows import PASSAGE_SCHEMA, DocumentRow, PassageRow
 from indexer.lexical import LexicalIndex
+from indexer.permissions import create_private_file
 
 
 def write_passage_table(path: Path, passages: Iterable[PassageRow], documents: Iterable[DocumentRow]) -> None:
     """Write the passage table: rows in vector order, and the documents they belong to."""
+    create_private_file(path)  # the passages' text, member-only documents' included: 0600
     db = sqlite3.connect(path)
     try:
         db.executescript(PASSAGE_SCHEMA)

@@ -191,7 +191,7 @@ def index_rollback(
 @index_app.command("builds")
 def index_builds(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="How many records.")] = 20,
-    offset: Annotated[int, typer.Option(min=0, help="Records to skip (newest first).")] = 0,
+    offset: Annotated[int, typer.Option(min=0, max=2**63 - 1, help="Records to skip (newest first).")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Build records, newest first: trigger, outcome, documents added/changed/deleted/failed, seconds."""

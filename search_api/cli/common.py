@@ -16,6 +16,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from indexer.permissions import restrict_umask
 from search_api.services.errors import DOMAIN_ERRORS, ErrorKind, describe
 from search_api.settings import ApiSettings
 
@@ -100,6 +101,7 @@ def main_options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
 ) -> None:
     """Global options."""
+    restrict_umask()  # everything a command writes (data, backups, builds it spawns) is owner-only
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

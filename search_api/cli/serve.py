@@ -47,9 +47,8 @@ def serve(
     build_if_missing: Annotated[bool, typer.Option(help="Index the bundled corpus when nothing is published.")] = True,
 ) -> None:
     """Serve the search API and web page; the first run indexes the bundled corpus."""
-    import uvicorn
-
     from search_api.app import create_app
+    from search_api.server import STARTUP_FAILURE, run_server
 
     config = settings()
     config = config.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
@@ -69,14 +68,9 @@ def serve(
         reader.close()
     typer.echo(f"Serving on http://{config.host}:{config.port}  (API docs at /docs)")
     # Our handlers (JSON or text, with request ids) take uvicorn's logs too; its access log is replaced by ours.
-    uvicorn.run(
-        create_app(config, models, schedule_builds=True),
-        host=config.host,
-        port=config.port,
-        log_config=None,
-        log_level=config.log_level.lower(),
-        access_log=False,
-    )
+    # The connection limits (header deadline, keep-alive, concurrency, backlog) are in `server_config`.
+    if not run_server(create_app(config, models, schedule_builds=True), config):
+        raise typer.Exit(STARTUP_FAILURE)  # e.g. the port is taken: uvicorn logged why; the exit `uvicorn.run` gives
 
 
 @app.command("eval")

@@ -12,6 +12,9 @@ from search_api.errors import ApiError, error_responses
 from search_api.operations.buildrunner import BuildAlreadyRunning, BuildRunner
 from search_api.schemas import BuildListOut, BuildOut, BuildStartedOut
 
+# SQLite's integers are 64-bit: a larger id or offset would raise OverflowError deep in the query (a 500).
+SQLITE_MAX_INT = 2**63 - 1
+
 router = APIRouter(prefix="/admin", tags=["operations"], dependencies=[Depends(require_admin)])
 
 _AUTH_ERRORS = error_responses(
@@ -55,7 +58,7 @@ def rebuild(runner: BuildRunnerDep, response: Response) -> BuildStartedOut:
 def list_builds(
     runner: BuildRunnerDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Records per page.")] = 20,
-    offset: Annotated[int, Query(ge=0, description="Records to skip (newest first).")] = 0,
+    offset: Annotated[int, Query(ge=0, le=SQLITE_MAX_INT, description="Records to skip (newest first).")] = 0,
 ) -> BuildListOut:
     """Build records, newest first: trigger, outcome, counts, seconds per stage, published generation."""
     records = runner.catalog.list_builds(limit=limit, offset=offset)
@@ -72,7 +75,7 @@ def list_builds(
     response_model=BuildOut,
     responses={**_AUTH_ERRORS, **error_responses(404, s404="No such build.")},
 )
-def get_build(runner: BuildRunnerDep, build_id: Annotated[int, Path(ge=1)]) -> BuildOut:
+def get_build(runner: BuildRunnerDep, build_id: Annotated[int, Path(ge=1, le=SQLITE_MAX_INT)]) -> BuildOut:
     """One build record."""
     record = runner.catalog.get_build(build_id)
     if record is None:

@@ -14,6 +14,7 @@ from functools import cached_property
 from indexer.catalog import Catalog
 from indexer.generation import GenerationError, generations_root, published_generation_id
 from indexer.generation_reader import GenerationReader
+from indexer.permissions import secure_data_dir
 from indexer.store import OriginalsStore
 from search_api.factory import QueryModels, open_searcher
 from search_api.filters import AccessCache
@@ -49,6 +50,7 @@ class SearchService:
     def __init__(self, settings: ApiSettings, models: QueryModels) -> None:
         self.settings = settings
         self.models = models
+        secure_data_dir(settings.data_dir)  # owner-only (issue 11): it holds member-only text
         self.catalog = Catalog(settings.data_dir / "catalog.sqlite3")
         self.store = OriginalsStore(settings.data_dir / "originals")
         for leftover in self.store.remove_stale_temp_files():  # of an upload killed while its file was written

@@ -44,9 +44,18 @@ def client(settings: ApiSettings, embedder: HashEmbedder, generation: str) -> It
         yield test_client
 
 
+def _admin_headers(settings: ApiSettings) -> dict[str, str]:
+    """An admin key's header: /metrics needs one (issue 11), as Prometheus sends it."""
+    catalog = Catalog(settings.data_dir / "catalog.sqlite3")
+    _, secret = catalog.create_key(None, admin=True, label="prometheus")
+    catalog.close()
+    return {"Authorization": f"Bearer {secret}"}
+
+
 def _metrics(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of /metrics by (name, sorted labels)."""
-    response = client.get("/metrics")
+    """Every sample of /metrics by (name, sorted labels), read with an admin key."""
+    settings: ApiSettings = client.app.state.settings  # type: ignore[attr-defined]
+    response = client.get("/metrics", headers=_admin_headers(settings))
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
