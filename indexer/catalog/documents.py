@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from indexer.access import Viewer
 from indexer.catalog.database import Database, utc_now
+from indexer.catalog.fairness import ROUND_ROBIN_ORDER, PendingQuota, check_pending_quota
 from indexer.metadata import DocumentMetadata, parse_metadata
 
 PENDING, INDEXED, FAILED, DELETED = "pending", "indexed", "failed", "deleted"
@@ -104,13 +107,22 @@ class Documents:
         self._db = db
         self._access: _AccessCache | None = None
 
-    def add(self, sha256: str, filename: str, size_bytes: int, metadata: DocumentMetadata) -> tuple[Document, bool]:
+    def add(
+        self,
+        sha256: str,
+        filename: str,
+        size_bytes: int,
+        metadata: DocumentMetadata,
+        quota: PendingQuota | None = None,
+    ) -> tuple[Document, bool]:
         """Insert a pending document; returns (document, created). Known bytes return the existing row, except
-        a deleted one, which comes back as pending with the new name and metadata."""
+        a deleted one, which comes back as pending with the new name and metadata. With a `quota`, a new pending
+        document over it raises QuotaExceeded and changes nothing (counted in the insert's transaction)."""
         with self._db.lock:
             existing = self.find_by_sha256(sha256)
+            check = None if quota is None else partial(check_pending_quota, quota=quota, size=size_bytes)
             if existing is not None and existing.status == DELETED:
-                return self._restore(existing.id, filename, metadata), True
+                return self._restore(existing.id, filename, metadata, check), True
             if existing is not None:
                 return existing, False
             now = utc_now()
@@ -132,13 +144,29 @@ class Documents:
                             now,
                         ),
                     )
-                ]
+                ],
+                check,
             )
             document = self.get(sha256[:16])
             assert document is not None
             return document, True
 
-    def _restore(self, document_id: str, filename: str, metadata: DocumentMetadata) -> Document:
+    def check_quota(self, quota: PendingQuota, sha256: str, size_bytes: int) -> None:
+        """QuotaExceeded when storing these bytes would add a pending document over `quota` (known bytes that are
+        not deleted add none). Before the original is written, so a refused upload stores nothing; `add` checks
+        again in its transaction, which decides."""
+        with self._db.lock:
+            existing = self.find_by_sha256(sha256)
+            if existing is None or existing.status == DELETED:
+                check_pending_quota(self._db.connection, quota, size_bytes)
+
+    def _restore(
+        self,
+        document_id: str,
+        filename: str,
+        metadata: DocumentMetadata,
+        check: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> Document:
         """Bring a deleted document back as pending (extracted again at the next build)."""
         self._db.write(
             [
@@ -157,7 +185,8 @@ class Documents:
                         document_id,
                     ),
                 ),
-            ]
+            ],
+            check,
         )
         document = self.get(document_id)
         assert document is not None
@@ -280,9 +309,11 @@ class Documents:
         return {row[0]: row[1] for row in self._db.query("SELECT status, COUNT(*) FROM documents GROUP BY status")}
 
     def to_extract(self, chunker: str) -> list[Document]:
-        """Pending documents, and indexed ones whose passages were cut for another model or budget."""
+        """Pending documents, and indexed ones whose passages were cut for another model or budget, taken one per
+        member in turn (see `fairness`): a member's backlog never pushes another member's upload to the end."""
         rows = self._db.query(
-            "SELECT * FROM documents WHERE status = ? OR (status = ? AND chunker IS NOT ?) ORDER BY created_at, rowid",
+            "SELECT * FROM documents WHERE status = ? OR (status = ? AND chunker IS NOT ?) "
+            f"ORDER BY {ROUND_ROBIN_ORDER}",
             (PENDING, INDEXED, chunker),
         )
         return [_document(row) for row in rows]
