@@ -21,6 +21,15 @@ class Failure:
     message: str
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """Documents of one member (by id; None: the operator's, owned by no member) left pending for the next build
+    because the build's extraction budget was spent."""
+
+    member: str | None
+    documents: int
+
+
 @dataclass
 class BuildReport:
     """What a build did: counts, failures and seconds per stage (stored as the report of its build record).
@@ -28,9 +37,10 @@ class BuildReport:
     `outcome` is `published`, `rejected` (the quality gate kept the new generation unpublished) or `unchanged`
     (the catalog gave the content of the published generation again: nothing was written, `generation_id` names
     the published one). `documents_added/changed/deleted` compare the new generation with the one published
-    before it; `documents_failed` counts documents this build could not read. `passages_embedded` counts passages
-    that got at least one new vector, `vectors_embedded` the vectors computed over all encoders (the rest came
-    from the embedding cache).
+    before it; `documents_failed` counts documents this build could not read; `documents_deferred` those it did not
+    start because its extraction budget was spent (still pending, for the next build), per member in `deferred`.
+    `passages_embedded` counts passages that got at least one new vector, `vectors_embedded` the vectors computed
+    over all encoders (the rest came from the embedding cache).
     """
 
     build_id: int | None = None
@@ -42,11 +52,13 @@ class BuildReport:
     documents_deleted: int = 0
     documents_failed: int = 0
     documents_extracted: int = 0
+    documents_deferred: int = 0
     documents_indexed: int = 0
     passages: int = 0
     passages_embedded: int = 0
     vectors_embedded: int = 0
     failures: list[Failure] = field(default_factory=list)
+    deferred: list[Deferred] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     quality: dict[str, Any] | None = None  # the quality gate's QualityReport, when the gate ran
     warnings: list[str] = field(default_factory=list)  # what a person should know although the build succeeded

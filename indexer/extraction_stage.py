@@ -1,7 +1,10 @@
 """The extraction stage of a build: each pending document read in the sandbox, cut into passages, recorded.
 
 A parser that spins, balloons or crashes costs its document only: the outcome (passages or the reason it failed)
-goes to the catalog, and the build goes on.
+goes to the catalog, and the build goes on. Documents come one per member in turn (the catalog's round-robin
+order), and once the stage has spent `build_extract_budget_seconds` the documents not yet started are deferred:
+left pending, untouched, for the next build. The first round (one document of each member) always runs, so a
+member's backlog can slow its own queue but never stop another member's progress.
 """
 
 from __future__ import annotations
@@ -9,12 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections import Counter
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from indexer.buildreport import BuildReport, Failure
+from indexer.buildreport import BuildReport, Deferred, Failure
 from indexer.catalog import Catalog, Document
 from indexer.extract import Extraction, ExtractionError, ExtractionLimits
 from indexer.extract.model import BROKEN_TEXT_ENCODING
@@ -45,10 +49,19 @@ class Cutting:
 class ExtractionStage:
     """Extracts documents of one data directory in sandboxed workers, started on first use."""
 
-    def __init__(self, settings: IndexerSettings, store: OriginalsStore, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        settings: IndexerSettings,
+        store: OriginalsStore,
+        catalog: Catalog,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`clock` measures the extraction budget (seconds; read at the start and before each document after the
+        first round)."""
         self.settings = settings
         self.store = store
         self.catalog = catalog
+        self.clock = clock
         self._sandbox: ExtractionSandbox | None = None
         self._sandbox_lock = threading.Lock()
 
@@ -88,11 +101,13 @@ class ExtractionStage:
             sandbox.close()
 
     def run(self, report: BuildReport, full: bool, progress: bool, cutting: Cutting) -> None:
-        """Extract what is pending (with `full`, every document not deleted), counting into `report`."""
+        """Extract what is pending (with `full`, every document not deleted), counting into `report`; within the
+        extraction budget, except for `full` builds (an operator's explicit request to extract everything)."""
         pending = self.catalog.documents_to_extract("" if full else cutting.key)
         if full:
             pending = [d for d in pending if d.status != "deleted"]
-        outcomes = self._extract_in_order(pending, cutting)
+        budget = 0.0 if full else self.settings.build_extract_budget_seconds
+        outcomes = self._extract_in_order(self._within_budget(pending, budget, report), cutting)
         try:
             for document, failure in tqdm(
                 outcomes, total=len(pending), desc="extract", unit="doc", disable=not progress or not pending
@@ -123,8 +138,33 @@ class ExtractionStage:
             return Failure(document.id, document.filename, "unreadable", message)
         return self._record(document, extraction, started, cutting)
 
+    def _within_budget(self, documents: Sequence[Document], budget: float, report: BuildReport) -> Iterator[Document]:
+        """The documents in order, until `budget` seconds (0: no limit) have passed since the first was asked for;
+        the rest are counted as deferred in `report` and left as they are. Taken lazily, so documents in flight
+        on other workers finish: the stage ends within the budget plus one document's `extract_timeout_seconds`
+        (or one round of documents, when the first round alone takes longer)."""
+        started = self.clock()
+        first_round = len({d.owner_id for d in documents})
+        for index, document in enumerate(documents):
+            if budget and index >= first_round and self.clock() - started >= budget:
+                self._defer(documents[index:], budget, report)
+                return
+            yield document
+
+    def _defer(self, documents: Sequence[Document], budget: float, report: BuildReport) -> None:
+        """Report documents left pending for the next build, per member (most first)."""
+        counts = Counter(d.owner_id for d in documents)
+        report.documents_deferred = len(documents)
+        report.deferred = [Deferred(member, n) for member, n in sorted(counts.items(), key=_most_first)]
+        logger.warning(
+            "extraction budget of %ss spent: %d documents left pending for the next build (%s)",
+            budget,
+            len(documents),
+            ", ".join(f"{d.member or 'operator'}: {d.documents}" for d in report.deferred),
+        )
+
     def _extract_in_order(
-        self, documents: Sequence[Document], cutting: Cutting
+        self, documents: Iterable[Document], cutting: Cutting
     ) -> Generator[tuple[Document, Failure | None], None, None]:
         """Extract and record each document, in order: one at a time, or on `extract_workers` workers at once
         (recorded in order all the same, so near-duplicates link as they would one by one)."""
@@ -190,3 +230,7 @@ class ExtractionStage:
             signature, self.catalog.fingerprints(), self.settings.near_duplicate_threshold, exclude=document_id
         )
         self.catalog.set_fingerprint(document_id, signature.tobytes(), twin)
+
+
+def _most_first(item: tuple[str | None, int]) -> tuple[int, str]:
+    return -item[1], item[0] or ""

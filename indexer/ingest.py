@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import unicodedata
@@ -9,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.catalog import Catalog, Document
+from indexer.catalog import Catalog, Document, PendingQuota
 from indexer.metadata import DocumentMetadata, ManifestEntry
 from indexer.store import OriginalsStore
 
@@ -58,15 +59,25 @@ def ingest_bytes(
     metadata: DocumentMetadata,
     max_bytes: int,
     owner_id: str | None = None,
+    quota: PendingQuota | None = None,
 ) -> IngestResult:
     """Store bytes (fsynced) and commit their catalog row; only then is the document acknowledged. `owner_id`:
-    the member whose key uploads it (None: the member its metadata names, if any)."""
+    the member whose key uploads it (None: the member its metadata names, if any).
+
+    With a `quota` (a member's upload), a new pending document over it raises QuotaExceeded before the bytes are
+    stored. Two uploads racing at the edge are decided by the check in the insert's transaction: the loser commits
+    nothing, but its original may stay in the store unreferenced, as after a crash between storing and committing.
+    """
     if not data:
         raise IngestError("empty_file", f"{filename}: the file is empty")
     if len(data) > max_bytes:
         raise IngestError("too_large", f"{filename}: {len(data)} bytes is over the limit of {max_bytes}")
+    if quota is not None:
+        catalog.check_quota(quota, hashlib.sha256(data).hexdigest(), len(data))
     sha256 = store.put(data)
-    document, created = catalog.add_document(sha256, clean_filename(filename), len(data), metadata, owner_id)
+    document, created = catalog.add_document(
+        sha256, clean_filename(filename), len(data), metadata, owner_id, quota
+    )
     return IngestResult(document, created)
 
 

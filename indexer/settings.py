@@ -44,6 +44,13 @@ class IndexerSettings(BaseSettings):
         2048, ge=256, description="Address space (RLIMIT_AS) of each extraction worker process, in MiB."
     )
     extract_workers: int = Field(1, ge=1, le=64, description="Worker processes extracting documents in parallel.")
+    build_extract_budget_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds a build may spend extracting (0: no limit). Once spent, the documents not yet started "
+        "stay pending for the next build, which this one reports; each member's first waiting document is always "
+        "extracted, so every member gets one per build. `--full` builds ignore it.",
+    )
     archive_max_members: int = Field(10_000, ge=1, description="Most members a DOCX/PPTX package may have.")
     archive_max_ratio: int = Field(200, ge=1, description="Most bytes a DOCX/PPTX may expand to per byte of file.")
     archive_max_expanded_mb: int = Field(512, ge=1, description="Most MiB a DOCX/PPTX package may expand to.")

@@ -33,6 +33,7 @@ HTTP_STATUS: dict[ErrorKind, int] = {
     ErrorKind.UNSUPPORTED: 415,
     ErrorKind.NOT_READY: 503,
     ErrorKind.NO_SPACE: 507,
+    ErrorKind.OVER_QUOTA: 429,
     ErrorKind.MISCONFIGURED: 503,
 }
 _HEADERS = {ErrorKind.UNAUTHORIZED: {"WWW-Authenticate": "Bearer"}}

@@ -359,6 +359,13 @@ class BuildFailureOut(BaseModel):
     message: str
 
 
+class DeferredOut(BaseModel):
+    """Documents of one member that a build left pending for the next one (its extraction budget was spent)."""
+
+    member: str | None = Field(description="The member; null for documents the operator ingested without one.")
+    documents: int
+
+
 class BuildOut(BaseModel):
     """One build record: when and why it ran, how it ended and what it changed."""
 
@@ -380,11 +387,19 @@ class BuildOut(BaseModel):
     documents_deleted: int = Field(description="Documents of the previous generation left out.")
     documents_failed: int = Field(description="Documents the build could not read.")
     documents_extracted: int
+    documents_deferred: int = Field(
+        0,
+        description="Pending documents not extracted because the build's extraction budget was spent: still pending, "
+        "for the next build.",
+    )
     documents_indexed: int
     passages: int
     passages_embedded: int = Field(description="Passages embedded by this build (the rest came from the cache).")
     seconds: dict[str, float] = Field(description="Seconds per stage (extract, embed, write, publish, ...) and total.")
     failures: list[BuildFailureOut]
+    deferred: list[DeferredOut] = Field(
+        default_factory=list, description="`documents_deferred` per member, most first."
+    )
     quality: dict[str, Any] | None = Field(description="The quality gate's result, when it ran.")
 
 

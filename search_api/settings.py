@@ -71,6 +71,15 @@ class ApiSettings(IndexerSettings):
         1024, ge=0, description="Free disk (MiB) the data directory must keep; uploads are refused with 507 below it."
     )
     upload_max_fields: int = Field(50, ge=1, le=1000, description="Most form fields an upload may have (400 above).")
+    member_max_pending_documents: int = Field(
+        200,
+        ge=0,
+        description="Documents one member's keys may have waiting for the next build; more uploads get 429 "
+        "`quota_exceeded` until a build extracts them (0: no limit; admin keys and `moocsearch ingest` are exempt).",
+    )
+    member_max_pending_mb: int = Field(
+        500, ge=0, description="MiB of pending documents one member's keys may have (0: no limit; as above)."
+    )
     build_schedule: str = Field(
         "0 3 * * *",
         description="Cron expression (server's local time) at which `serve` starts a build (empty: never).",

@@ -1,7 +1,8 @@
 """The catalog: a SQLite database of documents, their passages, the builds made from them, members and keys.
 
 `database` holds the connection and the numbered migrations; `documents`, `extractions`, `builds` and `accounts`
-one aggregate each; `Catalog` (the facade) is what the rest of the code opens."""
+one aggregate each; `fairness` each member's share of a build (pending quota, extraction order); `Catalog` (the
+facade) is what the rest of the code opens."""
 
 from indexer.catalog.accounts import AccountError, ApiKey, KeyHolder, Member
 from indexer.catalog.builds import (
@@ -24,6 +25,7 @@ from indexer.catalog.database import SCHEMA_VERSION, CatalogVersionError, utc_no
 from indexer.catalog.documents import DELETED, FAILED, INDEXED, PENDING, Document, DocumentAccess, DocumentQuery
 from indexer.catalog.extractions import Passage
 from indexer.catalog.facade import Catalog
+from indexer.catalog.fairness import PendingQuota, QuotaExceeded
 
 __all__ = [
     "BUILD_ALREADY_RUNNING",
@@ -55,5 +57,7 @@ __all__ = [
     "KeyHolder",
     "Member",
     "Passage",
+    "PendingQuota",
+    "QuotaExceeded",
     "utc_now",
 ]

@@ -26,6 +26,7 @@ _BUILD_COUNTS = (
     "documents_deleted",
     "documents_failed",
     "documents_extracted",
+    "documents_deferred",
     "documents_indexed",
     "passages",
     "passages_embedded",
@@ -48,11 +49,13 @@ class BuildRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """A flat, JSON-ready view: the record's fields, the report's counts (0 where the build did not get that
-        far), its seconds per stage, its failures and its quality-gate result."""
+        far), its seconds per stage, its failures, the documents it deferred per member and its quality-gate
+        result."""
         values: dict[str, Any] = {k: v for k, v in asdict(self).items() if k != "report"}
         values.update({name: int(self.report.get(name) or 0) for name in _BUILD_COUNTS})
         values["seconds"] = dict(self.report.get("seconds") or {})
         values["failures"] = list(self.report.get("failures") or [])
+        values["deferred"] = list(self.report.get("deferred") or [])
         values["quality"] = self.report.get("quality")
         return values
 

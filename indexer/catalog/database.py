@@ -270,11 +270,19 @@ class Database:
         with self.lock:
             return self.connection.execute(sql, params).fetchall()
 
-    def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
-        """Run (sql, params) statements in one transaction: all are committed or none."""
+    def write(
+        self,
+        statements: Sequence[tuple[str, Sequence[Any]]],
+        check: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        """Run (sql, params) statements in one transaction: all are committed or none. `check` runs first, inside
+        the transaction (which holds the database's write lock): what it reads cannot change before the statements
+        commit, and an exception from it commits nothing."""
         with self.lock:
             self.connection.execute("BEGIN IMMEDIATE")
             try:
+                if check is not None:
+                    check(self.connection)
                 for sql, params in statements:
                     self.connection.execute(sql, params)
                 self.connection.execute("COMMIT")

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from indexer.access import Viewer, name_key
 from indexer.catalog.accounts import resolve_owner
 from indexer.catalog.database import Database, utc_now
+from indexer.catalog.fairness import ROUND_ROBIN_ORDER, PendingQuota, check_pending_quota
 from indexer.metadata import DocumentMetadata, parse_metadata
 
 PENDING, INDEXED, FAILED, DELETED = "pending", "indexed", "failed", "deleted"
@@ -107,18 +110,26 @@ class Documents:
         self._access: _AccessCache | None = None
 
     def add(
-        self, sha256: str, filename: str, size_bytes: int, metadata: DocumentMetadata, owner_id: str | None = None
+        self,
+        sha256: str,
+        filename: str,
+        size_bytes: int,
+        metadata: DocumentMetadata,
+        owner_id: str | None = None,
+        quota: PendingQuota | None = None,
     ) -> tuple[Document, bool]:
         """Insert a pending document; returns (document, created). Known bytes return the existing row, except
-        a deleted one, which comes back as pending with the new name and metadata.
+        a deleted one, which comes back as pending with the new name and metadata. With a `quota`, a new pending
+        document over it raises QuotaExceeded and changes nothing (counted in the insert's transaction).
 
         Its owner is `owner_id` (a member's upload: the member of its key, never found by name: names that differ
         only by the Kelvin sign are the same once NFC), else the member its `member` field names (`resolve_owner`:
         an operator's ingest or an admin's upload may name any member, or an institution that is none)."""
         with self._db.lock:
             existing = self.find_by_sha256(sha256)
+            check = None if quota is None else partial(check_pending_quota, quota=quota, size=size_bytes)
             if existing is not None and existing.status == DELETED:
-                return self._restore(existing.id, filename, metadata, owner_id), True
+                return self._restore(existing.id, filename, metadata, owner_id, check), True
             if existing is not None:
                 return existing, False
             now = utc_now()
@@ -141,13 +152,30 @@ class Documents:
                             owner_id or resolve_owner(self._db, metadata.member),
                         ),
                     )
-                ]
+                ],
+                check,
             )
             document = self.get(sha256[:16])
             assert document is not None
             return document, True
 
-    def _restore(self, document_id: str, filename: str, metadata: DocumentMetadata, owner_id: str | None) -> Document:
+    def check_quota(self, quota: PendingQuota, sha256: str, size_bytes: int) -> None:
+        """QuotaExceeded when storing these bytes would add a pending document over `quota` (known bytes that are
+        not deleted add none). Before the original is written, so a refused upload stores nothing; `add` checks
+        again in its transaction, which decides."""
+        with self._db.lock:
+            existing = self.find_by_sha256(sha256)
+            if existing is None or existing.status == DELETED:
+                check_pending_quota(self._db.connection, quota, size_bytes)
+
+    def _restore(
+        self,
+        document_id: str,
+        filename: str,
+        metadata: DocumentMetadata,
+        owner_id: str | None,
+        check: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> Document:
         """Bring a deleted document back as pending (extracted again at the next build)."""
         self._db.write(
             [
@@ -167,7 +195,8 @@ class Documents:
                         document_id,
                     ),
                 ),
-            ]
+            ],
+            check,
         )
         document = self.get(document_id)
         assert document is not None
@@ -295,9 +324,11 @@ class Documents:
         return {row[0]: row[1] for row in self._db.query("SELECT status, COUNT(*) FROM documents GROUP BY status")}
 
     def to_extract(self, chunker: str) -> list[Document]:
-        """Pending documents, and indexed ones whose passages were cut for another model or budget."""
+        """Pending documents, and indexed ones whose passages were cut for another model or budget, taken one per
+        member in turn (see `fairness`): a member's backlog never pushes another member's upload to the end."""
         rows = self._db.query(
-            "SELECT * FROM documents WHERE status = ? OR (status = ? AND chunker IS NOT ?) ORDER BY created_at, rowid",
+            "SELECT * FROM documents WHERE status = ? OR (status = ? AND chunker IS NOT ?) "
+            f"ORDER BY {ROUND_ROBIN_ORDER}",
             (PENDING, INDEXED, chunker),
         )
         return [_document(row) for row in rows]

@@ -12,6 +12,7 @@ from indexer.catalog.builds import BUILD_RUNNING, BuildRecord, Builds
 from indexer.catalog.database import Database
 from indexer.catalog.documents import INDEXED, Document, DocumentAccess, DocumentQuery, Documents
 from indexer.catalog.extractions import Extractions, Passage
+from indexer.catalog.fairness import PendingQuota
 from indexer.metadata import DocumentMetadata
 
 
@@ -38,12 +39,23 @@ class Catalog:
     # Documents.
 
     def add_document(
-        self, sha256: str, filename: str, size_bytes: int, metadata: DocumentMetadata, owner_id: str | None = None
+        self,
+        sha256: str,
+        filename: str,
+        size_bytes: int,
+        metadata: DocumentMetadata,
+        owner_id: str | None = None,
+        quota: PendingQuota | None = None,
     ) -> tuple[Document, bool]:
         """Insert a pending document owned by `owner_id` (None: the member its `member` field names, if any);
         returns (document, created). Known bytes return the existing row, except a deleted one, which comes back
-        as pending with the new name, metadata and owner."""
-        return self._documents.add(sha256, filename, size_bytes, metadata, owner_id)
+        as pending with the new name, metadata and owner. A new pending document over `quota` raises
+        QuotaExceeded (checked in the insert's transaction) and changes nothing."""
+        return self._documents.add(sha256, filename, size_bytes, metadata, owner_id, quota)
+
+    def check_quota(self, quota: PendingQuota, sha256: str, size_bytes: int) -> None:
+        """QuotaExceeded when storing these bytes would add a pending document over `quota` (before storing)."""
+        self._documents.check_quota(quota, sha256, size_bytes)
 
     def update_metadata(self, document_id: str, metadata: DocumentMetadata) -> Document | None:
         """Replace a document's metadata; visibility and member count in searches at once (`document_access`)."""

@@ -50,6 +50,12 @@ def print_build_report(report: BuildReport) -> None:
         )
     for failure in report.failures:
         typer.echo(f"  failed {failure.document_id} {failure.filename}: {failure.reason}: {failure.message}")
+    if report.documents_deferred:
+        members = ", ".join(f"{d.member or '(operator)'} {d.documents}" for d in report.deferred)
+        typer.echo(
+            f"  deferred {report.documents_deferred} pending documents to the next build (the extraction budget "
+            f"was spent): {members}"
+        )
 
 
 def settings_from_stdin() -> ApiSettings:
@@ -220,3 +226,5 @@ def index_builds(
         )
         if row["message"]:
             typer.echo(f"{'':>7}{row['message']}")
+        if row["documents_deferred"]:
+            typer.echo(f"{'':>7}deferred {row['documents_deferred']} pending documents to the next build")

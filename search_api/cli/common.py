@@ -46,6 +46,7 @@ EXIT_CODES: dict[ErrorKind, int] = {
     ErrorKind.UNSUPPORTED: EXIT_ERROR,
     ErrorKind.NOT_READY: EXIT_ERROR,
     ErrorKind.NO_SPACE: EXIT_NO_SPACE,
+    ErrorKind.OVER_QUOTA: EXIT_ERROR,
     ErrorKind.MISCONFIGURED: EXIT_USAGE,
 }
 

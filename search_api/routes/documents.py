@@ -53,6 +53,11 @@ _UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
         "than the name or the declared type claim.",
     },
     422: {"model": ErrorOut, "description": "No file, an empty file, or invalid metadata."},
+    429: {
+        "model": ErrorOut,
+        "description": "`quota_exceeded`: the member has its most pending documents or bytes waiting for the next "
+        "build; upload again after it (or `rate_limited`: too many requests).",
+    },
     507: {"model": ErrorOut, "description": "The server is short of disk space; try again later."},
 }
 # What the form's metadata fields say beyond their type, enum and bounds (which come from the metadata model).

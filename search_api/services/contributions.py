@@ -22,6 +22,7 @@ from indexer.metadata import DocumentMetadata, check_owned, parse_metadata
 from search_api.services.documents import registered_member, visible
 from search_api.services.errors import InvalidInput, NoSpace, TooLarge
 from search_api.services.generations import SearchService
+from search_api.services.quotas import pending_quota
 from search_api.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,10 @@ def contribute(
     media_type = sniff_claimed_type(data, filename, declared_type)
     settings = service.settings
     owner = None if caller.admin else caller.member_id  # an admin's upload belongs to the member it names
-    result = ingest_bytes(service.store, service.catalog, data, filename, metadata, settings.max_file_bytes, owner)
+    quota = pending_quota(settings, caller)
+    result = ingest_bytes(
+        service.store, service.catalog, data, filename, metadata, settings.max_file_bytes, owner, quota
+    )
     document = result.document
     outcome = "stored" if result.created else "duplicate"
     logger.info("upload by member %s (key %s): %s %s", caller.member_id, caller.prefix, document.id, outcome)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
 
-from indexer.catalog import AccountError
+from indexer.catalog import AccountError, QuotaExceeded
 from indexer.diskspace import InsufficientSpaceError
 from indexer.embedding import UnknownModelError
 from indexer.extract.model import ExtractionError
@@ -33,6 +33,7 @@ class ErrorKind(StrEnum):
     UNSUPPORTED = "unsupported"  # bytes of a type that is not supported, or not the type they claim
     NOT_READY = "not_ready"  # nothing published to search yet
     NO_SPACE = "no_space"  # the disk is (nearly) full
+    OVER_QUOTA = "over_quota"  # the caller's share is used up until something clears it (the next build)
     MISCONFIGURED = "misconfigured"  # models or settings that do not fit the index
 
 
@@ -114,6 +115,7 @@ DOMAIN_ERRORS: tuple[type[Exception], ...] = (
     ExtractionError,
     UnknownPassageError,
     AccountError,
+    QuotaExceeded,
     InsufficientSpaceError,
     UnknownModelError,
     ModelMismatchError,
@@ -138,6 +140,8 @@ def describe(exc: BaseException) -> ErrorInfo | None:
             return ErrorInfo(ErrorKind.NOT_FOUND, NotFound.default_code, str(exc))
         case AccountError():
             return ErrorInfo(ErrorKind.REFUSED, "account_refused", str(exc))
+        case QuotaExceeded():
+            return ErrorInfo(ErrorKind.OVER_QUOTA, "quota_exceeded", exc.message)
         case InsufficientSpaceError():
             return ErrorInfo(ErrorKind.NO_SPACE, NoSpace.default_code, str(exc))
         case UnknownModelError() | ModelMismatchError() | RerankerError():
