@@ -75,9 +75,7 @@ def ingest_bytes(
     if quota is not None:
         catalog.check_quota(quota, hashlib.sha256(data).hexdigest(), len(data))
     sha256 = store.put(data)
-    document, created = catalog.add_document(
-        sha256, clean_filename(filename), len(data), metadata, owner_id, quota
-    )
+    document, created = catalog.add_document(sha256, clean_filename(filename), len(data), metadata, owner_id, quota)
     return IngestResult(document, created)
 
 

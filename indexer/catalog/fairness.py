@@ -15,7 +15,6 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-
 # Who owns a document, for quotas and the extraction order: the member its uploader's key spoke for, NULL for
 # operator-ingested documents without a registered member (which form their own queue).
 OWNER_SQL = "owner_id"
@@ -25,7 +24,6 @@ OWNER_SQL = "owner_id"
 ROUND_ROBIN_ORDER = f"ROW_NUMBER() OVER (PARTITION BY {OWNER_SQL} ORDER BY created_at, rowid), created_at, rowid"
 
 _MB = 1024 * 1024
-
 
 
 @dataclass(frozen=True)

@@ -154,9 +154,10 @@ def test_uploads_racing_at_the_quota_edge_never_pass_it(settings: ApiSettings) -
     data_dir = settings.data_dir
     store = OriginalsStore(data_dir / "originals")
     first = Catalog(data_dir / "catalog.sqlite3")
+    first.add_member("alpha", ALPHA)
     metadata = DocumentMetadata(member=ALPHA)
     for n in range(4):
-        ingest_bytes(store, first, _text(n), f"{n}.txt", metadata, 1 << 20, quota)
+        ingest_bytes(store, first, _text(n), f"{n}.txt", metadata, 1 << 20, owner_id="alpha", quota=quota)
     first.close()
 
     racers = 8
@@ -172,7 +173,9 @@ def test_uploads_racing_at_the_quota_edge_never_pass_it(settings: ApiSettings) -
     def upload(n: int) -> None:
         catalog = Catalog(data_dir / "catalog.sqlite3")
         try:
-            ingest_bytes(HeldStore(data_dir / "originals"), catalog, _text(100 + n), "r.txt", metadata, 1 << 20, quota)
+            ingest_bytes(
+                HeldStore(data_dir / "originals"), catalog, _text(100 + n), "r.txt", metadata, 1 << 20, "alpha", quota
+            )
             outcomes.append("stored")
         except QuotaExceeded:
             outcomes.append("refused")
@@ -200,6 +203,8 @@ def test_uploads_racing_at_the_quota_edge_never_pass_it(settings: ApiSettings) -
 def _ingest_backlog(indexer: Indexer) -> dict[str, list[str]]:
     """Alpha's 10 pending documents, then Beta's one, then one the operator ingested without a member."""
     ids: dict[str, list[str]] = {ALPHA: [], BETA: [], "operator": []}
+    indexer.catalog.add_member("alpha", ALPHA)  # a registered member's documents are its own queue
+    indexer.catalog.add_member("beta", BETA)
     for n in range(10):
         ids[ALPHA].append(indexer.ingest(_text(n), f"a{n}.txt", DocumentMetadata(member=ALPHA)).document.id)
     ids[BETA].append(indexer.ingest(_text(10), "b.txt", DocumentMetadata(member=BETA)).document.id)
@@ -278,9 +283,9 @@ def test_a_build_out_of_time_defers_the_rest_and_the_next_build_finishes_them(
         assert record is not None
         shown = BuildOut.model_validate(record.to_dict())  # what GET /admin/builds/{id} answers
         assert shown.documents_deferred == 8
-        assert [(d.member, d.documents) for d in shown.deferred] == [(ALPHA, 8)]
+        assert [(d.member, d.documents) for d in shown.deferred] == [("alpha", 8)]  # member ids
         print_build_report(report)
-        assert f"deferred 8 pending documents to the next build (the extraction budget was spent): {ALPHA} 8" in (
+        assert "deferred 8 pending documents to the next build (the extraction budget was spent): alpha 8" in (
             capsys.readouterr().out
         )
 

@@ -62,6 +62,8 @@ def _ingest(indexer: Indexer, name: str, text: str, **metadata: Any) -> str:
 def world(settings: ApiSettings, embedder: HashEmbedder) -> Iterator[Indexer]:
     """The visible documents, published: public ones (two identical, so ties are exercised) and Alpha's own."""
     with Indexer(settings, embedder) as indexer:
+        indexer.catalog.add_member("alpha", ALPHA)  # documents naming a registered member are owned by it
+        indexer.catalog.add_member("beta", BETA)
         for name, (text, visibility) in VISIBLE.items():
             owner = ALPHA if name.startswith("alpha") else None
             _ingest(indexer, name, text, member=owner, visibility=visibility or "public", language="en")
@@ -102,7 +104,7 @@ def _observe(settings: ApiSettings, embedder: HashEmbedder) -> dict[str, list[An
         return {
             "http": _http_view(client),
             "anonymous": _service_view(service, ANONYMOUS),
-            "alpha": _service_view(service, Viewer(member=ALPHA)),
+            "alpha": _service_view(service, Viewer(member_id="alpha")),
         }
 
 
@@ -164,6 +166,6 @@ def test_more_like_a_hidden_passage_is_refused_before_any_search_runs(
     assert answers == {p: (404, "not_found", f"no passage {p} in generation {generation}") for p in (hidden, missing)}
     # Beta itself may ask, and then the search runs.
     assert client.get(f"/passages/{visible}/similar").status_code == 200 and searches == ["dense"]
-    owner = search_service.similar(service, Viewer(member=BETA), hidden)
+    owner = search_service.similar(service, Viewer(member_id="beta"), hidden)
     assert owner.result.source is not None and owner.result.source.passage_id == hidden
     assert searches == ["dense", "dense"]
